@@ -1,0 +1,30 @@
+"""Configuration, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    """With no URL, the tracker runs its own embedded PostgreSQL in ``data_dir``."""
+    data_dir: Path
+    environment: str
+    pool_size: int
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("RESTORATION_DATA_DIR", ".restoration")),
+            environment=env.get("RESTORATION_ENV", "development"),
+            pool_size=int(env.get("RESTORATION_POOL_SIZE", "5")),
+        )

@@ -1,0 +1,1 @@
+"""Read models built from the event log; each module owns its tables, SQL and tracking."""

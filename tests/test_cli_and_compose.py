@@ -1,0 +1,67 @@
+"""The command line, and the docker-compose file that runs it."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from api.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output and "demo" in result.output
+
+
+def test_demo_loads_once_into_the_configured_database(database_url: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["demo"], env={"DATABASE_URL": database_url})
+    assert first.exit_code == 0, first.output
+    assert "Loaded the 2022 cyber-attack scenario" in first.output
+    second = runner.invoke(cli, ["demo"], env={"DATABASE_URL": database_url})
+    assert second.exit_code == 0, second.output
+    assert "already loaded; nothing added" in second.output
+
+
+def test_a_bad_database_url_is_a_clear_error() -> None:
+    result = CliRunner().invoke(cli, ["demo"], env={"DATABASE_URL": "mysql://somewhere/db"})
+    assert result.exit_code != 0
+    assert "DATABASE_URL must start with postgresql://" in str(result.exception)
+
+
+def compose_commands() -> list[list[str]]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    commands = []
+    for service in compose["services"].values():
+        command = service.get("command")
+        if command:
+            commands.append(command if isinstance(command, list) else shlex.split(command))
+    return commands
+
+
+def test_compose_runs_postgres_with_a_volume_and_health_check() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    postgres = compose["services"]["postgres"]
+    assert postgres["volumes"] and postgres["healthcheck"]["test"]
+    for name, service in compose["services"].items():
+        if name != "postgres":
+            assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
+
+
+@pytest.mark.parametrize("command", compose_commands(), ids=lambda c: " ".join(c[:2]))
+def test_every_compose_command_exists_in_the_cli(command: list[str]) -> None:
+    assert command[0] == "restoration"
+    group = get_command(cli)
+    subcommand = group.commands.get(command[1])
+    assert subcommand is not None, f"compose runs 'restoration {command[1]}', which the CLI lacks"
+    known = {option for param in subcommand.params for option in param.opts}
+    used = {word for word in command[2:] if word.startswith("--")}
+    assert used <= known, f"unknown options {used - known}"
