@@ -81,7 +81,7 @@ def eventsourcing_env(url: str, *, schema: str = "", pool_size: int = 5) -> dict
         "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "POSTGRES_LOCK_TIMEOUT": "10",
-        "POSTGRES_PRE_PING": "y",
+        "AGGREGATE_CACHE_MAXSIZE": "10000",
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "CREATE_TABLE": "y",
     }

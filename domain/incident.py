@@ -14,6 +14,7 @@ from domain.corrections import FieldRule, checked_changes
 from domain.errors import InvalidTransition, NotFound, ValidationError
 from domain.regulation import Obligation, regime
 from domain.values import (
+    Immutable,
     LONG_TEXT_LIMIT,
     Audience,
     Provenance,
@@ -42,7 +43,7 @@ class IncidentPhase(StrEnum):
 
 
 @dataclass(frozen=True)
-class Update:
+class Update(Immutable):
     version: int
     occurred_at: datetime
     audience: Audience
@@ -52,7 +53,7 @@ class Update:
 
 
 @dataclass(frozen=True)
-class ImpactRecord:
+class ImpactRecord(Immutable):
     version: int
     occurred_at: datetime
     residents_affected: int | None
@@ -61,7 +62,7 @@ class ImpactRecord:
 
 
 @dataclass(frozen=True)
-class AwarenessRecord:
+class AwarenessRecord(Immutable):
     version: int
     aware_at: datetime
 

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import ValidationError
+from domain.values import Immutable
 
 
 @dataclass(frozen=True)
-class Regime:
+class Regime(Immutable):
     """A notification duty. ``deadline`` is None where the law sets no fixed period:
     that is recorded as such, never invented."""
 
@@ -75,7 +76,7 @@ class ObligationState(StrEnum):
 
 
 @dataclass(frozen=True)
-class Obligation:
+class Obligation(Immutable):
     """One regime's clock for one incident."""
 
     regime: str

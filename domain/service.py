@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.corrections import FieldRule, checked_changes
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from domain.values import (
+    Immutable,
     LONG_TEXT_LIMIT,
     Confidence,
     Phase,
@@ -32,7 +33,7 @@ TIER_RANGE = range(1, 5)
 
 
 @dataclass(frozen=True)
-class StatusReport:
+class StatusReport(Immutable):
     """One report of status and/or phase; either may be absent (unchanged)."""
 
     version: int
@@ -44,7 +45,7 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
-class EtaRevision:
+class EtaRevision(Immutable):
     """An ETA given (or cleared, when ``expected_at`` is None) at ``occurred_at``."""
 
     version: int
@@ -55,7 +56,7 @@ class EtaRevision:
 
 
 @dataclass(frozen=True)
-class Workaround:
+class Workaround(Immutable):
     id: str
     channel: str
     instructions: str

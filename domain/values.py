@@ -58,6 +58,18 @@ class Severity(StrEnum):
 E = TypeVar("E", bound=StrEnum)
 
 
+class Immutable:
+    """A frozen value: copying it (as the aggregate cache does) can share it instead."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Immutable:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Immutable:
+        return self
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
