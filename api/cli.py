@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -54,24 +56,91 @@ def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Load the 2022 cyber-attack scenario first.")] = False,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        bool,
+        typer.Option("--workers/--no-workers", help="Run the projection workers in this process "
+                     "(use --no-workers when `restoration worker` runs separately)."),
+    ] = True,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the tracker's web server (GraphQL, status page, health) until Ctrl-C."""
+    """Run the tracker's web server until Ctrl-C."""
     import uvicorn
 
-    from api.composition import open_tracker
+    from api.composition import open_tracker, projections_running
     from api.demo import load_demo
     from api.http import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     settings = _settings(data_dir)
     console.print(f"Using {_where(settings)}.")
     with open_tracker(settings) as tracker:
         if demo:
             _report_demo(load_demo(tracker.app))
-        console.print(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
-        uvicorn.run(create_app(tracker), host=host, port=port, log_level="info")
+        with projections_running(tracker) if workers else nullcontext():
+            console.print(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
+            uvicorn.run(create_app(tracker), host=host, port=port, log_level="info")
     console.print("Stopped.")
+
+
+@cli.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Keep the read models current until stopped (SIGTERM or Ctrl-C).
+
+    Run as many as you like: each projection is processed by one worker at a time and the
+    others stand by to take over.
+    """
+    from api.composition import open_tracker, projection_worker
+
+    _configure_logging()
+    settings = _settings(data_dir)
+    console.print(f"Using {_where(settings)}.")
+    with open_tracker(settings) as tracker:
+        running = projection_worker(tracker)
+        signal.signal(signal.SIGTERM, lambda *_: running.stop())
+        console.print("Projection worker running (Ctrl-C to stop).")
+        try:
+            running.run()
+        except KeyboardInterrupt:
+            running.stop()
+    console.print("Stopped.")
+
+
+@cli.command()
+def rebuild(
+    name: Annotated[
+        str | None, typer.Argument(help="The projection to rebuild; all of them if omitted.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Rebuild read models from the whole event log into fresh tables, then swap them in.
+
+    Readers keep seeing the old tables until the swap; workers may keep running.
+    """
+    import psycopg
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from api.composition import event_log, open_tracker
+    from projections.catalog import all_projections, projection_named
+    from projections.runner import rebuild as rebuild_projection
+
+    try:
+        chosen = [projection_named(name)] if name else all_projections()
+    except KeyError as error:
+        raise typer.BadParameter(error.args[0], param_hint="NAME") from None
+    settings = _settings(data_dir)
+    with open_tracker(settings) as tracker, psycopg.connect(tracker.database_url) as connection:
+        columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("events"), TimeRemainingColumn())
+        with Progress(*columns, console=console) as progress:
+            for projection in chosen:
+                task = progress.add_task(projection.name, total=None)
+                reached = rebuild_projection(
+                    connection, event_log(tracker.app), projection,
+                    on_progress=lambda position, head, task=task: progress.update(
+                        task, completed=position, total=head),
+                )
+                progress.update(task, completed=reached, total=max(reached, 1))
+    console.print(f"Rebuilt {', '.join(p.name for p in chosen)}.")
 
 
 @cli.command()
@@ -83,6 +152,10 @@ def demo(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir)
     with open_tracker(settings) as tracker:
         _report_demo(load_demo(tracker.app))
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _report_demo(loaded: bool) -> None:

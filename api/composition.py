@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ import asyncpg
 from api.config import Settings
 from api.database import database_url, eventsourcing_env
 from domain.application import RestorationApp
+from projections.catalog import all_projections
+from projections.runner import EventLog, Worker
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,30 @@ def open_tracker(settings: Settings) -> Iterator[Tracker]:
 async def open_read_pool(url: str, *, size: int = 5) -> asyncpg.Pool:
     """The asyncpg pool the read path uses; it must be opened inside the serving event loop."""
     return await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=5, command_timeout=10)
+
+
+def event_log(app: RestorationApp) -> EventLog:
+    """The application's event table and NOTIFY channel, and its decoder, for projections."""
+    recorder = app.recorder
+    return EventLog(
+        table=recorder.events_table_name,  # type: ignore[attr-defined]
+        channel=recorder.channel_name,  # type: ignore[attr-defined]
+        decode=app.mapper.to_domain_event,
+    )
+
+
+def projection_worker(tracker: Tracker) -> Worker:
+    return Worker(tracker.database_url, event_log(tracker.app), all_projections())
+
+
+@contextmanager
+def projections_running(tracker: Tracker) -> Iterator[Worker]:
+    """Keep every projection current in a background thread for the duration of the block."""
+    worker = projection_worker(tracker)
+    thread = threading.Thread(target=worker.run, name="projection-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)

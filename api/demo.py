@@ -131,7 +131,7 @@ def load_demo(app: RestorationApp) -> bool:
         return False
     except NotFound:
         pass
-    scenario = Scenario(graph=app.dependency_graph())
+    scenario = Scenario(graph=app.dependency_graph(starting=Provenance(IT, occurred_at=when(1, 10, month=4))))
     _build(scenario)
     try:
         app.save(*scenario.events)

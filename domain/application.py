@@ -65,11 +65,12 @@ class RestorationApp(Application[UUID]):
     def incident(self, incident_id: UUID) -> Incident:
         return self._get(Incident, incident_id, "incident")
 
-    def dependency_graph(self) -> DependencyGraph:
+    def dependency_graph(self, starting: Provenance | None = None) -> DependencyGraph:
+        """The graph; a new (unsaved) one started by ``starting`` if none is recorded yet."""
         try:
             return self._get(DependencyGraph, DependencyGraph.ID, "dependency graph")
         except NotFound:
-            return DependencyGraph()
+            return DependencyGraph.start(starting or Provenance("restoration-tracker"))
 
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -227,7 +228,7 @@ class RestorationApp(Application[UUID]):
         def decide() -> list[Aggregate]:
             self.service(service_id)
             self.service(depends_on_id)
-            graph = self.dependency_graph()
+            graph = self.dependency_graph(starting=provenance)
             graph.add(service_id=service_id, depends_on_id=depends_on_id, provenance=provenance)
             return [graph]
 

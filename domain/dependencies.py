@@ -25,8 +25,13 @@ class DependencyGraph(Aggregate):
     def create_id() -> UUID:
         return DependencyGraph.ID
 
+    @classmethod
+    def start(cls, provenance: Provenance) -> DependencyGraph:
+        by = provenance.checked(utc_now())
+        return cls(actor=by.actor, reason=by.reason, occurred_at=by.occurred_at)
+
     @event("Started")
-    def __init__(self) -> None:
+    def __init__(self, *, actor: str, reason: str | None, occurred_at: datetime) -> None:
         self.edges: dict[str, list[str]] = {}
 
     def depends_on(self, service_id: UUID) -> list[UUID]:

@@ -31,6 +31,18 @@ def test_demo_loads_once_into_the_configured_database(database_url: str) -> None
     assert "already loaded; nothing added" in second.output
 
 
+def test_rebuild_shows_progress_and_refuses_unknown_names(database_url: str) -> None:
+    runner = CliRunner()
+    env = {"DATABASE_URL": database_url}
+    assert runner.invoke(cli, ["demo"], env=env).exit_code == 0
+    rebuilt = runner.invoke(cli, ["rebuild", "timeline"], env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "Rebuilt timeline" in rebuilt.output
+    unknown = runner.invoke(cli, ["rebuild", "nope"], env=env)
+    assert unknown.exit_code == 2
+    assert "No projection is called 'nope'" in unknown.output
+
+
 def test_a_bad_database_url_is_a_clear_error() -> None:
     result = CliRunner().invoke(cli, ["demo"], env={"DATABASE_URL": "mysql://somewhere/db"})
     assert result.exit_code != 0
@@ -62,6 +74,6 @@ def test_every_compose_command_exists_in_the_cli(command: list[str]) -> None:
     group = get_command(cli)
     subcommand = group.commands.get(command[1])
     assert subcommand is not None, f"compose runs 'restoration {command[1]}', which the CLI lacks"
-    known = {option for param in subcommand.params for option in param.opts}
+    known = {option for param in subcommand.params for option in [*param.opts, *param.secondary_opts]}
     used = {word for word in command[2:] if word.startswith("--")}
     assert used <= known, f"unknown options {used - known}"

@@ -134,7 +134,7 @@ def test_a_closed_incident_takes_only_corrections() -> None:
 
 
 def test_dependencies_refuse_cycles_and_self() -> None:
-    graph = DependencyGraph()
+    graph = DependencyGraph.start(Provenance("ops"))
     a, b, c = uuid4(), uuid4(), uuid4()
     by = Provenance("ops")
     graph.add(service_id=a, depends_on_id=b, provenance=by)

@@ -1,0 +1,93 @@
+"""What a read model is: tables it owns, and how a batch of events changes them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from psycopg import Cursor
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A domain event with its place in the global log."""
+
+    position: int
+    event: Any
+    """The domain event object (e.g. ``Service.StatusReported``)."""
+
+    @property
+    def kind(self) -> str:
+        return type(self.event).__name__
+
+    @property
+    def originator_id(self) -> UUID:
+        return self.event.originator_id
+
+    @property
+    def version(self) -> int:
+        return self.event.originator_version
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the tracker learned the fact: the event's own timestamp."""
+        return self.event.timestamp
+
+    @property
+    def occurred_at(self) -> datetime:
+        """When the fact was true in the world."""
+        return self.event.occurred_at
+
+
+class Projection(ABC):
+    """A read model. It owns ``tables`` and the SQL that fills them.
+
+    The runner calls :meth:`apply` with events in position order, inside a transaction
+    that also advances this projection's tracking position, so a view update and its
+    position always commit together. Table names are unqualified: the runner's
+    ``search_path`` decides whether they are the live tables or a rebuild's.
+    A projection must give the same rows when rebuilt from position 0.
+    """
+
+    name: ClassVar[str]
+    """Short, unique, SQL-safe (lower case, digits, underscores)."""
+
+    tables: ClassVar[tuple[str, ...]]
+    """Every table this projection owns (not counting its tracking table)."""
+
+    @abstractmethod
+    def create_statements(self) -> list[str]:
+        """``CREATE TABLE IF NOT EXISTS`` / ``CREATE INDEX IF NOT EXISTS`` statements."""
+
+    @abstractmethod
+    def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
+        """Apply a batch of events (ascending positions) to this projection's tables."""
+
+    @property
+    def tracking_table(self) -> str:
+        return f"{self.name}_tracking"
+
+
+ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp"})
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy: times as ISO-8601, ids as strings, enums as their values."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """The event's own facts, without the envelope (id, version, recorded time)."""
+    return {k: jsonable(v) for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}

@@ -1,0 +1,307 @@
+"""Running projections: exactly once, woken by NOTIFY, one runner per projection at a time.
+
+- Each batch of events is applied and the projection's tracking position advanced in one
+  transaction; the position row is locked and checked first, so a batch that another runner
+  already applied is rolled back instead of applied twice.
+- A worker holds a PostgreSQL advisory lock per projection; a second worker is a hot standby
+  that takes over when the first one's session ends.
+- NOTIFY is only a doorbell: the worker always reads the log by position, and also on a
+  heartbeat, so a lost notification delays nothing for long. Lost connections are retried
+  with back-off, so a PostgreSQL restart needs no manual action.
+- A rebuild fills fresh tables in a scratch schema and swaps them in atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import StoredEvent
+from psycopg import Connection, Cursor, sql
+
+from projections.base import Envelope, Projection
+
+log = logging.getLogger(__name__)
+
+LIVE_SCHEMA = "public"
+BATCH_SIZE = 1000
+STOP_CHECK_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """Where the events are stored, and how a stored event becomes a domain event."""
+
+    table: str
+    channel: str
+    decode: Callable[[StoredEvent], Any]
+
+    def head(self, cursor: Cursor[Any]) -> int:
+        cursor.execute(sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
+            sql.Identifier(LIVE_SCHEMA, self.table)))
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def read(self, cursor: Cursor[Any], after: int, limit: int, until: int | None = None) -> list[Envelope]:
+        """Events with positions after ``after`` (and up to ``until``), in order."""
+        query = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+        ).format(sql.Identifier(LIVE_SCHEMA, self.table))
+        cursor.execute(query, (after, until if until is not None else 2**62, limit))
+        return [
+            Envelope(position, self.decode(StoredEvent(originator_id, version, topic, bytes(state))))
+            for position, originator_id, version, topic, state in cursor.fetchall()
+        ]
+
+
+def lock_key(projection: Projection) -> int:
+    """A stable 64-bit advisory lock key for the projection."""
+    digest = hashlib.sha256(f"restoration-projection:{projection.name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _use_schema(cursor: Cursor[Any], schema: str) -> None:
+    cursor.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema)))
+
+
+def create_tables(connection: Connection[Any], projection: Projection, schema: str = LIVE_SCHEMA) -> None:
+    """Create the projection's tables and tracking row in ``schema`` if they are missing."""
+    with connection.transaction(), connection.cursor() as cursor:
+        # Serialise DDL: concurrent CREATE TABLE IF NOT EXISTS can still collide.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection),))
+        cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        _use_schema(cursor, schema)
+        for statement in projection.create_statements():
+            cursor.execute(statement)
+        cursor.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (singleton boolean PRIMARY KEY DEFAULT true "
+                "CHECK (singleton), position bigint NOT NULL, updated_at timestamptz NOT NULL)"
+            ).format(sql.Identifier(projection.tracking_table))
+        )
+        cursor.execute(
+            sql.SQL("INSERT INTO {} VALUES (true, 0, now()) ON CONFLICT DO NOTHING").format(
+                sql.Identifier(projection.tracking_table)
+            )
+        )
+
+
+def _apply_next_batch(
+    cursor: Cursor[Any], log_: EventLog, projection: Projection, *, until: int | None, batch_size: int
+) -> int | None:
+    """In the caller's transaction: apply the next batch; the new position, or None if none."""
+    cursor.execute(
+        sql.SQL("SELECT position FROM {} FOR UPDATE").format(sql.Identifier(projection.tracking_table))
+    )
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError(f"projection {projection.name} has no tracking row")
+    position = int(row[0])
+    batch = log_.read(cursor, position, batch_size, until)
+    if not batch:
+        return None
+    projection.apply(cursor, batch)
+    cursor.execute(
+        sql.SQL("UPDATE {} SET position = %s, updated_at = now()").format(
+            sql.Identifier(projection.tracking_table)
+        ),
+        (batch[-1].position,),
+    )
+    return batch[-1].position
+
+
+def catch_up(
+    connection: Connection[Any],
+    log_: EventLog,
+    projection: Projection,
+    *,
+    schema: str = LIVE_SCHEMA,
+    until: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Apply every event not yet applied (up to ``until``); returns the position reached."""
+    position = tracked_position(connection, projection, schema)
+    while True:
+        with connection.transaction(), connection.cursor() as cursor:
+            _use_schema(cursor, schema)
+            reached = _apply_next_batch(cursor, log_, projection, until=until, batch_size=batch_size)
+        if reached is None:
+            return position
+        position = reached
+        if on_progress is not None:
+            on_progress(position)
+
+
+def tracked_position(connection: Connection[Any], projection: Projection, schema: str = LIVE_SCHEMA) -> int:
+    with connection.transaction(), connection.cursor() as cursor:
+        _use_schema(cursor, schema)
+        cursor.execute(sql.SQL("SELECT position FROM {}").format(sql.Identifier(projection.tracking_table)))
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+def rebuild(
+    connection: Connection[Any],
+    log_: EventLog,
+    projection: Projection,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Rebuild from position 0 into fresh tables, then swap them in atomically.
+
+    Readers see the old tables until the swap commits and the new ones after; never a
+    half-built view. A worker running meanwhile keeps the live tables current and carries
+    on from the rebuilt tables' position after the swap. Returns the position reached.
+    """
+    scratch = f"rebuild_{projection.name}"
+    retired = f"retired_{projection.name}"
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(scratch)))
+    create_tables(connection, projection, scratch)
+    create_tables(connection, projection, LIVE_SCHEMA)
+    with connection.cursor() as cursor:
+        head = log_.head(cursor)
+    connection.commit()
+    catch_up(
+        connection, log_, projection, schema=scratch, batch_size=batch_size,
+        on_progress=(lambda p: on_progress(p, max(head, p))) if on_progress else None,
+    )
+    owned = [*projection.tables, projection.tracking_table]
+    with connection.transaction(), connection.cursor() as cursor:
+        for table in owned:
+            cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(LIVE_SCHEMA, table)))
+        _use_schema(cursor, scratch)
+        while _apply_next_batch(cursor, log_, projection, until=None, batch_size=batch_size):
+            pass
+        cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(retired)))
+        for table in owned:
+            cursor.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(LIVE_SCHEMA, table), sql.Identifier(retired)))
+            cursor.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(scratch, table), sql.Identifier(LIVE_SCHEMA)))
+        cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
+        cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(scratch)))
+    return tracked_position(connection, projection)
+
+
+@dataclass(frozen=True)
+class Lag:
+    projection: str
+    position: int
+    head: int
+    events: int
+    seconds: float
+    """How long ago the oldest event it has not yet applied was recorded (0 when current)."""
+
+
+def lags(connection: Connection[Any], log_: EventLog, projections: Iterable[Projection]) -> list[Lag]:
+    with connection.cursor() as cursor:
+        head = log_.head(cursor)
+    result = []
+    for projection in projections:
+        try:
+            position = tracked_position(connection, projection)
+        except psycopg.errors.UndefinedTable:
+            connection.rollback()
+            position = 0
+        seconds = 0.0
+        if position < head:
+            with connection.cursor() as cursor:
+                pending = log_.read(cursor, position, 1)
+            if pending:
+                age = datetime.now(timezone.utc) - pending[0].recorded_at
+                seconds = max(age.total_seconds(), 0.0)
+        result.append(Lag(projection.name, position, head, head - position, seconds))
+    connection.commit()
+    return result
+
+
+class Worker:
+    """Keeps projections current until stopped; survives database restarts."""
+
+    def __init__(
+        self,
+        url: str,
+        log_: EventLog,
+        projections: Sequence[Projection],
+        *,
+        heartbeat_seconds: float = 1.0,
+        max_backoff_seconds: float = 10.0,
+        batch_size: int = BATCH_SIZE,
+        on_applied: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.log = log_
+        self.projections = list(projections)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.batch_size = batch_size
+        self.on_applied = on_applied
+        self.stopping = threading.Event()
+        self.held: set[str] = set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        backoff = 0.2
+        while not self.stopping.is_set():
+            try:
+                self._serve()
+                backoff = 0.2
+            except psycopg.OperationalError as error:
+                log.warning("projection worker lost the database (%s); retrying in %.1fs", error, backoff)
+                self.held.clear()
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+
+    def _serve(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as control, psycopg.connect(self.url) as work:
+            control.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.log.channel)))
+            for projection in self.projections:
+                create_tables(work, projection)
+            self.held.clear()
+            while not self.stopping.is_set():
+                self._take_free_locks(control)
+                for projection in self.projections:
+                    if projection.name in self.held:
+                        position = catch_up(work, self.log, projection, batch_size=self.batch_size)
+                        if self.on_applied is not None:
+                            self.on_applied(projection.name, position)
+                self._wait_for_doorbell(control)
+
+    def _take_free_locks(self, control: Connection[Any]) -> None:
+        for projection in self.projections:
+            if projection.name not in self.held:
+                row = control.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(projection),)).fetchone()
+                if row and row[0]:
+                    log.info("projection %s: this worker is now the active one", projection.name)
+                    self.held.add(projection.name)
+
+    def _wait_for_doorbell(self, control: Connection[Any]) -> None:
+        """Return when new events are announced, at the heartbeat, or when stopping."""
+        deadline = time.monotonic() + self.heartbeat_seconds
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            for _ in control.notifies(timeout=STOP_CHECK_SECONDS, stop_after=1):
+                return
+        control.execute("SELECT 1")  # heartbeat: a dead connection raises here
+
+
+def table_rows(connection: Connection[Any], table: str, schema: str = LIVE_SCHEMA) -> list[tuple[Any, ...]]:
+    """Every row of a table, in a stable order: for comparing a view with a rebuild."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT * FROM {} AS t ORDER BY t::text").format(sql.Identifier(schema, table)))
+        rows = cursor.fetchall()
+    connection.commit()
+    return rows

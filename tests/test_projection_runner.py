@@ -1,0 +1,126 @@
+"""The projection runner on a real PostgreSQL: exactly once, rebuilds, workers, lag."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from api.demo import load_demo
+from domain.application import RestorationApp
+from domain.values import Provenance
+from projections.runner import catch_up, create_tables, lags, rebuild, table_rows
+from projections.timeline import Timeline
+from tests.projection_support import eventually, log_of, running_worker
+
+OPS = Provenance("ops@example.org")
+
+
+def timeline_positions(url: str) -> list[int]:
+    with psycopg.connect(url) as connection:
+        return [row[0] for row in connection.execute("SELECT position FROM timeline ORDER BY position")]
+
+
+def test_catch_up_applies_every_event_once(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+        reached = catch_up(connection, log_of(app), Timeline(), batch_size=7)
+        assert reached == app.head_position()
+        assert catch_up(connection, log_of(app), Timeline()) == reached  # nothing new: no-op
+    assert timeline_positions(database_url) == list(range(1, reached + 1))
+
+
+def test_two_runners_at_once_never_apply_a_batch_twice(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(database_url) as connection:
+                catch_up(connection, log_of(app), Timeline(), batch_size=3)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert timeline_positions(database_url) == list(range(1, app.head_position() + 1))
+
+
+def test_a_rebuild_gives_the_same_rows_and_swaps_them_in(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+        catch_up(connection, log_of(app), Timeline())
+        before = {t: table_rows(connection, t) for t in Timeline.tables}
+        seen: list[tuple[int, int]] = []
+        reached = rebuild(connection, log_of(app), Timeline(), batch_size=10, on_progress=lambda p, h: seen.append((p, h)))
+        after = {t: table_rows(connection, t) for t in Timeline.tables}
+        schemas = {row[0] for row in connection.execute("SELECT nspname FROM pg_namespace")}
+    assert reached == app.head_position()
+    assert before == after and len(after["timeline"]) == reached
+    assert seen and seen[-1][0] == reached
+    assert not any(s.startswith(("rebuild_", "retired_")) for s in schemas)
+
+
+def test_a_worker_is_woken_by_new_events(app: RestorationApp, database_url: str) -> None:
+    # A long heartbeat, so only the doorbell (NOTIFY) can explain a prompt update.
+    with running_worker(database_url, app, [Timeline()], heartbeat_seconds=30) as worker:
+        eventually(lambda: "timeline" in worker.held, "the worker to take its lock")
+        email = app.register_service(slug="email", name="Email", category="Systems", provenance=OPS)
+        app.report_status(email.id, status="MAJOR_OUTAGE", provenance=OPS)
+        eventually(lambda: timeline_positions(database_url) == [1, 2], "the timeline to show both events")
+
+
+def test_a_second_worker_is_a_hot_standby(app: RestorationApp, database_url: str) -> None:
+    with running_worker(database_url, app, [Timeline()], heartbeat_seconds=0.2) as first:
+        eventually(lambda: "timeline" in first.held, "the first worker to take the lock")
+        with running_worker(database_url, app, [Timeline()], heartbeat_seconds=0.2) as second:
+            app.register_service(slug="email", name="Email", category="Systems", provenance=OPS)
+            eventually(lambda: timeline_positions(database_url) == [1], "the first worker to apply")
+            assert second.held == set()
+            first.stop()
+            eventually(lambda: "timeline" in second.held, "the standby to take over")
+            app.register_service(slug="phones", name="Phones", category="Contact", provenance=OPS)
+            eventually(lambda: timeline_positions(database_url) == [1, 2], "the standby to apply")
+
+
+def test_lag_counts_events_not_yet_applied(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    head = app.head_position()
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+        (before,) = lags(connection, log_of(app), [Timeline()])
+        assert (before.position, before.head, before.events) == (0, head, head)
+        assert before.seconds >= 0
+        catch_up(connection, log_of(app), Timeline())
+        (after,) = lags(connection, log_of(app), [Timeline()])
+    assert (after.events, after.seconds) == (0, 0.0)
+
+
+@pytest.mark.parametrize("kind", ["UpdatePosted", "Corrected"])
+def test_timeline_rows_are_readable_and_marked_public_or_not(app: RestorationApp, database_url: str, kind: str) -> None:
+    load_demo(app)
+    wrong = app.report_status(app.service_by_slug("telephony").id, status="MAJOR_OUTAGE", provenance=OPS)
+    app.correct_event(wrong.position, changes={"status": "PARTIAL_OUTAGE"}, provenance=Provenance("l", reason="typo"))
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+        catch_up(connection, log_of(app), Timeline())
+        rows = connection.execute(
+            "SELECT kind, summary, public, corrects, corrected_by, audience FROM ("
+            " SELECT *, data->>'audience' AS audience FROM timeline) t WHERE kind = %s", (kind,)
+        ).fetchall()
+    assert rows
+    if kind == "UpdatePosted":
+        assert {(r[2], r[5]) for r in rows} == {(True, "PUBLIC"), (False, "INTERNAL")}
+    else:
+        (row,) = rows
+        assert row[3] == wrong.position and row[2] is True  # telephony is resident-facing
+        assert "correction of version" in row[1]
