@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.obligations import Obligations
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline()]
+    return [Timeline(), Obligations()]
 
 
 def projection_named(name: str) -> Projection:
