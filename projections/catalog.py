@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.obligations import Obligations
+from projections.progress import RestorationProgress
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline(), Obligations()]
+    return [Timeline(), Obligations(), RestorationProgress()]
 
 
 def projection_named(name: str) -> Projection:
