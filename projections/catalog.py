@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.cadence import CommunicationCadence
+from projections.obligations import Obligations
+from projections.progress import RestorationProgress
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline()]
+    return [Timeline(), Obligations(), RestorationProgress(), CommunicationCadence()]
 
 
 def projection_named(name: str) -> Projection:

@@ -1,0 +1,174 @@
+"""Services' status reports and ETA revisions, as corrected: the history that read models
+following services over effective time keep, so they can replay a service whose past changed.
+
+A read model keeps its own copy (in a table it names) and its own folded state per service.
+When a batch only adds facts strictly after what that state has seen, the fold carries on
+from the state; when a fact lands earlier (back-dated) or an earlier fact is corrected, the
+read model replays the service's whole history. Both give the same result; the first is
+the common case and costs no reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+
+from domain.incident import Incident
+from domain.service import Service
+from projections.base import Envelope
+from projections.bulk import upsert
+
+STATUS_REPORTED = "StatusReported"
+ETA_SET = "EtaSet"
+ETA_CLEARED = "EtaCleared"
+
+
+@dataclass(frozen=True)
+class ServiceFact:
+    """One status report or ETA revision (cleared when ``expected_at`` is None)."""
+
+    service_id: UUID
+    version: int
+    kind: str
+    occurred_at: datetime
+    status: str | None = None
+    phase: str | None = None
+    incident_id: UUID | None = None
+    expected_at: datetime | None = None
+
+    def corrected(self, changes: dict[str, Any]) -> ServiceFact:
+        kept = {k: (str(v) if k in ("status", "phase") and v else v) for k, v in changes.items() if k in _CORRECTABLE}
+        return replace(self, **kept)
+
+
+_CORRECTABLE = frozenset({"occurred_at", "status", "phase", "expected_at"})
+_TYPES = {
+    "service_id": "uuid", "version": "bigint", "kind": "text", "occurred_at": "timestamptz", "status": "text",
+    "phase": "text", "incident_id": "uuid", "expected_at": "timestamptz",
+}
+_COLUMNS = [f.name for f in fields(ServiceFact)]
+
+
+def in_effective_order(facts: Iterable[ServiceFact]) -> list[ServiceFact]:
+    """Latest by when it was true in the world; ties broken by the recording order."""
+    return sorted(facts, key=lambda f: (f.occurred_at, f.version))
+
+
+def fact_of(event: Any) -> ServiceFact | None:
+    if isinstance(event, Service.StatusReported):
+        return ServiceFact(
+            event.originator_id, event.originator_version, STATUS_REPORTED, event.occurred_at,
+            status=event.status, phase=event.phase, incident_id=event.incident_id,
+        )
+    if isinstance(event, Service.EtaSet):
+        return ServiceFact(
+            event.originator_id, event.originator_version, ETA_SET, event.occurred_at,
+            expected_at=event.expected_at,
+        )
+    if isinstance(event, Service.EtaCleared):
+        return ServiceFact(event.originator_id, event.originator_version, ETA_CLEARED, event.occurred_at)
+    return None
+
+
+def services_affected(batch: Sequence[Envelope]) -> list[tuple[UUID, UUID, datetime]]:
+    """(incident id, service id, occurred at) of every ServiceAffected in the batch."""
+    return [
+        (e.originator_id, e.event.service_id, e.occurred_at)
+        for e in batch
+        if isinstance(e.event, Incident.ServiceAffected)
+    ]
+
+
+@dataclass
+class Recorded:
+    """What a batch did to the services' histories."""
+
+    new: dict[UUID, list[ServiceFact]]
+    """Per service, the batch's new facts, in effective order."""
+    rewritten: set[UUID]
+    """Services with an earlier fact corrected by the batch."""
+
+    @property
+    def services(self) -> set[UUID]:
+        return set(self.new) | self.rewritten
+
+    def only_adds_after(self, service_id: UUID, moment: datetime | None) -> bool:
+        """True when a fold that has seen this service up to ``moment`` can simply carry on."""
+        if service_id in self.rewritten:
+            return False
+        return moment is None or all(f.occurred_at > moment for f in self.new.get(service_id, []))
+
+
+class ServiceFacts:
+    """The corrected history of the fact kinds a read model needs, in its own table."""
+
+    def __init__(self, table: str, kinds: frozenset[str]) -> None:
+        self.table = table
+        self.kinds = kinds
+
+    def create_statements(self) -> list[str]:
+        return [
+            f"""CREATE TABLE IF NOT EXISTS {self.table} (
+                service_id uuid NOT NULL,
+                version bigint NOT NULL,
+                kind text NOT NULL,
+                occurred_at timestamptz NOT NULL,
+                status text,
+                phase text,
+                incident_id uuid,
+                expected_at timestamptz,
+                PRIMARY KEY (service_id, version))""",
+        ]
+
+    def record(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> Recorded:
+        """Store the batch's new facts and apply its corrections."""
+        new = [fact for fact in map(fact_of, (e.event for e in batch)) if fact and fact.kind in self.kinds]
+        touched: dict[tuple[UUID, int], ServiceFact] = {(f.service_id, f.version): f for f in new}
+        corrections = [
+            ((e.originator_id, e.event.corrects_version), e.event.changes)
+            for e in batch
+            if isinstance(e.event, Service.Corrected)
+        ]
+        touched.update(self._load(cursor, [key for key, _ in corrections if key not in touched]))
+        rewritten: set[UUID] = set()
+        for key, changes in corrections:
+            if key in touched:  # else a fact this history does not keep (e.g. a workaround)
+                touched[key] = touched[key].corrected(changes)
+                rewritten.add(key[0])
+        upsert(
+            cursor, self.table, [(c, _TYPES[c]) for c in _COLUMNS],
+            [[getattr(f, c) for c in _COLUMNS] for f in touched.values()], key=("service_id", "version"),
+        )
+        by_service: dict[UUID, list[ServiceFact]] = {}
+        for fact in in_effective_order(new):
+            by_service.setdefault(fact.service_id, []).append(fact)
+        return Recorded(by_service, rewritten)
+
+    def history(self, cursor: Cursor[Any], service_ids: Iterable[UUID]) -> dict[UUID, list[ServiceFact]]:
+        """Every kept fact of these services, as corrected, in effective order."""
+        wanted = list(set(service_ids))
+        result: dict[UUID, list[ServiceFact]] = {s: [] for s in wanted}
+        if wanted:
+            cursor.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE service_id = ANY(%s) "
+                "ORDER BY occurred_at, version",
+                (wanted,),
+            )
+            for row in cursor.fetchall():
+                result[row[0]].append(ServiceFact(*row))
+        return result
+
+    def _load(self, cursor: Cursor[Any], keys: list[tuple[UUID, int]]) -> dict[tuple[UUID, int], ServiceFact]:
+        if not keys:
+            return {}
+        cursor.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM {self.table} "
+            "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(s, v) ON service_id = k.s AND version = k.v",
+            ([s for s, _ in keys], [v for _, v in keys]),
+        )
+        return {(row[0], row[1]): ServiceFact(*row) for row in cursor.fetchall()}
