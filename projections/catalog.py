@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.incidents import IncidentsView
 from projections.services import ServicesView
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline(), ServicesView()]
+    return [Timeline(), ServicesView(), IncidentsView()]
 
 
 def projection_named(name: str) -> Projection:
