@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -65,6 +66,16 @@ class ImpactRecord(Immutable):
 class AwarenessRecord(Immutable):
     version: int
     aware_at: datetime
+
+
+def latest_impact(records: Iterable[ImpactRecord], service_id: str | None = None) -> ImpactRecord | None:
+    """The latest impact figures (by ``occurred_at``, then recording order) for the whole
+    incident (``service_id`` None) or for one service; shared with the read models."""
+    return max(
+        (r for r in records if r.service_id == service_id),
+        key=lambda r: (r.occurred_at, r.version),
+        default=None,
+    )
 
 
 def _text(field: str, limit: int = 200, *, required: bool = False) -> FieldRule:
@@ -170,9 +181,7 @@ class Incident(Aggregate):
         return self.awareness[-1].aware_at if self.awareness else None
 
     def impact(self, service_id: str | None = None) -> ImpactRecord | None:
-        """The latest impact figures for the whole incident, or for one service."""
-        records = [r for r in self.impacts if r.service_id == service_id]
-        return max(records, key=lambda r: (r.occurred_at, r.version)) if records else None
+        return latest_impact(self.impacts, service_id)
 
     def check_open(self) -> None:
         if self.closed_at is not None:

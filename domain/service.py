@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,17 @@ class Workaround(Immutable):
     published_version: int
     published_at: datetime
     withdrawn: bool = False
+
+
+def eta_in_force(revisions: Iterable[EtaRevision], phase: Phase | None) -> EtaRevision | None:
+    """The ETA in force: the latest given, unless cleared or the service is restored.
+
+    A function of the facts, so the read models that keep the same facts apply the same rule.
+    """
+    latest = max(revisions, key=lambda e: (e.occurred_at, e.version), default=None)
+    if latest is None or latest.expected_at is None or phase is Phase.RESTORED:
+        return None
+    return latest
 
 
 def check_phase_transition(previous: Phase | None, new: Phase, reason: str | None) -> None:
@@ -243,11 +255,7 @@ class Service(Aggregate):
 
     @property
     def eta(self) -> EtaRevision | None:
-        """The ETA in force: the latest given, unless cleared or the service is restored."""
-        if not self.eta_revisions or self.phase is Phase.RESTORED:
-            return None
-        latest = max(self.eta_revisions, key=lambda e: (e.occurred_at, e.version))
-        return latest if latest.expected_at is not None else None
+        return eta_in_force(self.eta_revisions, self.phase)
 
     @property
     def active_workarounds(self) -> list[Workaround]:
@@ -483,14 +491,14 @@ class Service(Aggregate):
             for field, value in changes.items():
                 setattr(self, field, value)
         elif kind == "StatusReported":
-            self.reports = [_corrected(r, corrects_version, changes) for r in self.reports]
+            self.reports = [corrected_fact(r, corrects_version, changes) for r in self.reports]
         elif kind == "EtaSet":
             self.eta_revisions = [
-                _corrected(e, corrects_version, changes) for e in self.eta_revisions
+                corrected_fact(e, corrects_version, changes) for e in self.eta_revisions
             ]
         else:
             self.workarounds = {
-                key: _corrected(w, corrects_version, changes, version_field="published_version")
+                key: corrected_fact(w, corrects_version, changes, version_field="published_version")
                 for key, w in self.workarounds.items()
             }
 
@@ -498,10 +506,13 @@ class Service(Aggregate):
 _ENUM_FIELDS = {"status": Status, "phase": Phase, "confidence": Confidence}
 
 
-def _corrected(
+def corrected_fact(
     fact: Any, version: int, changes: dict[str, Any], version_field: str = "version"
 ) -> Any:
-    """``fact`` with ``changes`` applied if it is the one recorded at ``version``."""
+    """``fact`` with ``changes`` applied if it is the one recorded at ``version``.
+
+    Also used by the read models, so a correction means the same there as on the aggregate.
+    """
     if getattr(fact, version_field) != version:
         return fact
     typed = {

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.cadence import CommunicationCadence
+from projections.incidents import IncidentsView
 from projections.obligations import Obligations
 from projections.progress import RestorationProgress
+from projections.services import ServicesView
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline(), Obligations(), RestorationProgress(), CommunicationCadence()]
+    return [
+        Timeline(),
+        ServicesView(),
+        IncidentsView(),
+        Obligations(),
+        RestorationProgress(),
+        CommunicationCadence(),
+    ]
 
 
 def projection_named(name: str) -> Projection:
