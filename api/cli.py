@@ -154,6 +154,78 @@ def demo(data_dir: DataDir = None) -> None:
         _report_demo(load_demo(tracker.app))
 
 
+tokens = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
+cli.add_typer(tokens, name="token")
+
+
+@tokens.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="viewer, operator, auditor or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the token, e.g. 'exec-dashboard'.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    import psycopg
+
+    from api.composition import open_tracker
+    from api.tokens import Role, create_token
+
+    try:
+        chosen = Role(role.lower())
+    except ValueError:
+        raise typer.BadParameter(f"must be one of {', '.join(r.value for r in Role)}", param_hint="--role") from None
+    with open_tracker(_settings(data_dir)) as tracker, psycopg.connect(tracker.database_url) as connection:
+        try:
+            info, secret = create_token(connection, name=name, role=chosen)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--name") from None
+    console.print(f"Created {info.role.value} token {info.id} for {info.name!r}. Store it now; it is not shown again:")
+    print(secret)
+
+
+@tokens.command("list")
+def token_list(data_dir: DataDir = None) -> None:
+    """List tokens (never their secrets)."""
+    import psycopg
+    from rich.table import Table
+
+    from api.composition import open_tracker
+    from api.tokens import list_tokens
+
+    with open_tracker(_settings(data_dir)) as tracker, psycopg.connect(tracker.database_url) as connection:
+        found = list_tokens(connection)
+    table = Table("id", "name", "role", "created", "revoked")
+    for info in found:
+        table.add_row(str(info.id), info.name, info.role.value, f"{info.created_at:%Y-%m-%d %H:%M}",
+                      f"{info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "")
+    Console().print(table)
+
+
+@tokens.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, from `restoration token list`.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a token; it stops working at once."""
+    from uuid import UUID
+
+    import psycopg
+
+    from api.composition import open_tracker
+    from api.tokens import revoke_token
+
+    try:
+        parsed = UUID(token_id)
+    except ValueError:
+        raise typer.BadParameter("must be a token id (a UUID)", param_hint="TOKEN_ID") from None
+    with open_tracker(_settings(data_dir)) as tracker, psycopg.connect(tracker.database_url) as connection:
+        revoked = revoke_token(connection, parsed)
+    if not revoked:
+        console.print(f"No live token has the id {parsed}.")
+        raise typer.Exit(1)
+    console.print(f"Revoked {parsed}.")
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 

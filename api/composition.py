@@ -8,12 +8,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
+import psycopg
 
 from api.config import Settings
 from api.database import database_url, eventsourcing_env
+from api.tokens import ensure_table as ensure_token_table
 from domain.application import RestorationApp
 from projections.catalog import all_projections
-from projections.runner import EventLog, Worker
+from projections.runner import EventLog, Worker, create_tables
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ def open_tracker(settings: Settings) -> Iterator[Tracker]:
     """Connect to (or start) PostgreSQL and build the application; close all on exit."""
     with database_url(settings.database_url, settings.data_dir) as url:
         app = RestorationApp(env=eventsourcing_env(url, pool_size=settings.pool_size))
+        prepare_read_side(url)
         try:
             yield Tracker(settings=settings, database_url=url, app=app)
         finally:
@@ -39,6 +42,14 @@ def open_tracker(settings: Settings) -> Iterator[Tracker]:
 async def open_read_pool(url: str, *, size: int = 5) -> asyncpg.Pool:
     """The asyncpg pool the read path uses; it must be opened inside the serving event loop."""
     return await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=5, command_timeout=10)
+
+
+def prepare_read_side(url: str) -> None:
+    """Create every table the API reads, so it can answer before a worker has run."""
+    with psycopg.connect(url) as connection:
+        for projection in all_projections():
+            create_tables(connection, projection)
+        ensure_token_table(connection)
 
 
 def event_log(app: RestorationApp) -> EventLog:

@@ -1,46 +1,108 @@
-"""The HTTP application."""
+"""The HTTP application: health, GraphQL (queries, mutations, subscriptions)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
+from api.graphql.context import Context, Runtime, authenticate
+from api.graphql.errors import add_code
+from api.graphql.mutations import Mutation
+from api.graphql.schema import build_schema
+from api.limits import RequestLimits
+from api.listener import Listener
+from projections.catalog import all_projections
+from projections.runner import VIEWS_CHANNEL
 
 VERSION = "0.1.0"
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 
+class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Parse errors never reach the schema's extensions; give them a code here too."""
+        if result.errors:
+            result.errors = [add_code(error) for error in result.errors]
+        return process_result(result)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Websockets authenticate with ``{"Authorization": "Bearer …"}`` in connection_init."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        header = params.get("Authorization") or params.get("authorization")
+        principal, error = await authenticate(context.runtime, header if isinstance(header, str) else None)
+        if error:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": error})
+        context.principal = principal
+        return None
+
+
 def create_app(tracker: Tracker) -> FastAPI:
-    events_table = tracker.app.recorder.events_table_name
+    app_state: dict[str, Runtime] = {}
+    events_table = tracker.app.recorder.events_table_name  # type: ignore[attr-defined]
+    events_channel = tracker.app.recorder.channel_name  # type: ignore[attr-defined]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.read_pool = await open_read_pool(tracker.database_url, size=tracker.settings.pool_size)
+        pool = await open_read_pool(tracker.database_url, size=tracker.settings.pool_size)
+        listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL])
+        await listener.start()
+        app.state.runtime = app_state["runtime"] = Runtime(
+            tracker=tracker,
+            pool=pool,
+            listener=listener,
+            tracking_tables=[p.tracking_table for p in all_projections()],
+            events_channel=events_channel,
+        )
         try:
             yield
         finally:
-            await app.state.read_pool.close()
+            await listener.stop()
+            await pool.close()
 
+    async def context_getter(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
+        runtime = app_state["runtime"]
+        if websocket is not None:
+            return Context(runtime=runtime)
+        principal, error = await authenticate(runtime, request.headers.get("authorization"))
+        return Context(runtime=runtime, principal=principal, auth_error=error)
+
+    production = tracker.settings.production
     app = FastAPI(
         title="Restoration Tracker",
         version=VERSION,
         description="The system of record for recovering from a cyber attack or major outage.",
         lifespan=lifespan,
+        docs_url=None if production else "/docs",
+        redoc_url=None,
+        openapi_url=None if production else "/openapi.json",
+    )
+    app.add_middleware(RequestLimits)
+    app.include_router(
+        TrackerGraphQLRouter(
+            build_schema(production=production, mutation=Mutation),
+            path="/graphql",
+            context_getter=context_getter,
+            graphql_ide=None if production else "graphiql",
+        )
     )
 
     @app.get("/healthz", summary="Is the tracker up and its event store reachable?")
-    async def healthz(request: Request) -> JSONResponse:
+    async def healthz() -> JSONResponse:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                async with request.app.state.read_pool.acquire() as connection:
-                    head = await connection.fetchval(
-                        f"SELECT coalesce(max(notification_id), 0) FROM {events_table}"
-                    )
+                head = await app_state["runtime"].pool.fetchval(
+                    f"SELECT coalesce(max(notification_id), 0) FROM {events_table}"
+                )
         except Exception as error:  # unreachable, timed out, or failing: not healthy
             return JSONResponse(
                 {"status": "unavailable", "detail": f"event store unreachable ({type(error).__name__})"},
@@ -50,3 +112,6 @@ def create_app(tracker: Tracker) -> FastAPI:
         return JSONResponse({"status": "ok", "version": VERSION, "headPosition": head})
 
     return app
+
+
+__all__: list[Any] = ["create_app"]

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 LIVE_SCHEMA = "public"
 BATCH_SIZE = 1000
+VIEWS_CHANNEL = "restoration_views"
+"""NOTIFY channel announcing, on commit, that a projection reached a position."""
 STOP_CHECK_SECONDS = 0.25
 
 
@@ -115,6 +117,7 @@ def _apply_next_batch(
         ),
         (batch[-1].position,),
     )
+    cursor.execute("SELECT pg_notify(%s, %s)", (VIEWS_CHANNEL, f"{projection.name}:{batch[-1].position}"))
     return batch[-1].position
 
 

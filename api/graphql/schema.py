@@ -1,0 +1,117 @@
+"""The schema: queries, mutations and subscriptions, with limits and error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+from graphql.validation import NoSchemaIntrospectionCustomRule
+
+from api.graphql import timeline
+from api.graphql.context import Context
+from api.graphql.errors import add_code, should_mask
+
+MAX_DEPTH = 10
+MAX_TOKENS = 2_000
+MAX_ALIASES = 15
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The timeline of facts, ordered by position (Relay-style pages).")
+    async def timeline(
+        self,
+        info: Info[Context, Any],
+        incident_id: strawberry.ID | None = None,
+        service_id: strawberry.ID | None = None,
+        public_only: bool = False,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> timeline.TimelineConnection:
+        service = timeline.uuid_arg("serviceId", service_id)
+        return await timeline.timeline_page(
+            info,
+            incident_id=incident_id,
+            service_ids=[service] if service else None,
+            public_only=public_only,
+            first=first,
+            after=after,
+        )
+
+    @strawberry.field(description="The raw event log after a position (auditors only).")
+    async def events(
+        self, info: Info[Context, Any], after: int = 0, first: int | None = None
+    ) -> list[timeline.EventRecord]:
+        return await timeline.event_records(info, after, first)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Every timeline entry after `after`, then live: reconnect with your last "
+        "position and you miss nothing."
+    )
+    async def restoration_events(
+        self,
+        info: Info[Context, Any],
+        after: int = 0,
+        service_ids: list[strawberry.ID] | None = None,
+        incident_id: strawberry.ID | None = None,
+        kinds: list[str] | None = None,
+    ) -> AsyncGenerator[timeline.TimelineEntry, None]:
+        async for entry in timeline.restoration_events(info, after, service_ids, incident_id, kinds):
+            yield entry
+
+
+class ErrorCodes(SchemaExtension):
+    """Every error of an executed operation carries ``extensions.code`` (over HTTP and
+    websockets alike; the HTTP router also codes the parse errors that never get here)."""
+
+    def on_operation(self) -> Any:
+        yield
+        result = self.execution_context.result
+        if result is not None and getattr(result, "errors", None):
+            result.errors = [add_code(error) for error in result.errors]
+
+
+def build_schema(*, production: bool, mutation: type | None = None) -> strawberry.Schema:
+    rules = [NoSchemaIntrospectionCustomRule] if production else []
+    extensions: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        ParserCache,
+        lambda: MaskErrors(should_mask_error=should_mask),
+        ErrorCodes,
+    ]
+    if rules:
+        extensions.append(lambda: AddValidationRules(rules))
+    return strawberry.Schema(
+        query=Query,
+        mutation=mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )
+
+
+def sdl() -> str:
+    from api.graphql.mutations import Mutation
+
+    return build_schema(production=False, mutation=Mutation).as_str() + "\n"
+
+
+__all__ = ["GraphQLError", "build_schema", "sdl"]

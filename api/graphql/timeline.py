@@ -1,0 +1,236 @@
+"""Timeline entries and raw event records: queries, pagination by position, and the live feed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from api.graphql.context import AUDITORS, PUBLIC, Context, access, is_public_only
+from api.graphql.errors import ApiError, Code
+from projections.base import event_data
+from projections.runner import VIEWS_CHANNEL
+
+MAX_PAGE = 500
+LIVE_RECHECK_SECONDS = 5.0
+
+
+def page_size(first: int | None, default: int = 100) -> int:
+    size = default if first is None else first
+    if not 1 <= size <= MAX_PAGE:
+        raise ApiError(Code.VALIDATION, f"first must be between 1 and {MAX_PAGE}; got {size}.")
+    return size
+
+
+def position_cursor(after: str | None) -> int:
+    if after is None:
+        return 0
+    try:
+        position = int(after)
+    except ValueError:
+        raise ApiError(Code.VALIDATION, f"after must be a position (a whole number); got {after!r}.") from None
+    if position < 0:
+        raise ApiError(Code.VALIDATION, "after cannot be negative.")
+    return position
+
+
+@strawberry.type
+class TimelineEntry:
+    position: int
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    reason: str | None
+    kind: str
+    summary: str
+    service_id: strawberry.ID | None
+    incident_id: strawberry.ID | None
+    public: bool
+    corrects: int | None
+    corrected_by: int | None
+    data: JSON
+
+    @classmethod
+    def from_row(cls, row: Any) -> TimelineEntry:
+        return cls(
+            position=row["position"],
+            occurred_at=row["occurred_at"],
+            recorded_at=row["recorded_at"],
+            actor=row["actor"],
+            reason=row["reason"],
+            kind=row["kind"],
+            summary=row["summary"],
+            service_id=_id(row["service_id"]),
+            incident_id=_id(row["incident_id"]),
+            public=row["public"],
+            corrects=row["corrects"],
+            corrected_by=row["corrected_by"],
+            data=json.loads(row["data"]) if isinstance(row["data"], str) else row["data"],
+        )
+
+
+def _id(value: UUID | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class TimelineEdge:
+    cursor: str
+    node: TimelineEntry
+
+
+@strawberry.type
+class TimelineConnection:
+    edges: list[TimelineEdge]
+    page_info: PageInfo
+
+
+TIMELINE_SQL = """
+SELECT position, occurred_at, recorded_at, actor, reason, kind, summary, service_id, incident_id,
+       public, corrects, corrected_by, data
+FROM timeline
+WHERE position > $1
+  AND ($2::uuid IS NULL OR incident_id = $2)
+  AND ($3::uuid[] IS NULL OR service_id = ANY($3))
+  AND (NOT $4 OR public)
+  AND ($5::text[] IS NULL OR kind = ANY($5))
+ORDER BY position
+LIMIT $6
+"""
+
+
+def uuid_arg(name: str, value: strawberry.ID | None) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ApiError(Code.VALIDATION, f"{name} must be an id (a UUID); got {value!r}.") from None
+
+
+async def timeline_page(
+    info: Info[Context, Any],
+    *,
+    incident_id: strawberry.ID | None = None,
+    service_ids: list[UUID] | None = None,
+    public_only: bool = False,
+    first: int | None = None,
+    after: str | None = None,
+) -> TimelineConnection:
+    access(info, PUBLIC)
+    size = page_size(first)
+    rows = await info.context.runtime.pool.fetch(
+        TIMELINE_SQL,
+        position_cursor(after),
+        uuid_arg("incidentId", incident_id),
+        service_ids,
+        public_only or is_public_only(info),
+        None,
+        size + 1,
+    )
+    entries = [TimelineEntry.from_row(row) for row in rows[:size]]
+    return TimelineConnection(
+        edges=[TimelineEdge(cursor=str(e.position), node=e) for e in entries],
+        page_info=PageInfo(
+            has_next_page=len(rows) > size,
+            end_cursor=str(entries[-1].position) if entries else None,
+        ),
+    )
+
+
+async def restoration_events(
+    info: Info[Context, Any],
+    after: int = 0,
+    service_ids: list[strawberry.ID] | None = None,
+    incident_id: strawberry.ID | None = None,
+    kinds: list[str] | None = None,
+) -> AsyncGenerator[TimelineEntry, None]:
+    """Everything after ``after``, then live; no gap and no duplicate at the seam, because
+    both are the same query by position, woken by the views' doorbell."""
+    access(info, PUBLIC)
+    runtime = info.context.runtime
+    last = position_cursor(str(after))
+    services = [uuid_arg("serviceIds", s) for s in service_ids] if service_ids else None
+    incident = uuid_arg("incidentId", incident_id)
+    public_only = is_public_only(info)
+    bell = runtime.listener.bell(VIEWS_CHANNEL)
+    while True:
+        ticket = bell.ticket()
+        rows = await runtime.pool.fetch(
+            TIMELINE_SQL, last, incident, services, public_only, kinds, MAX_PAGE
+        )
+        for row in rows:
+            entry = TimelineEntry.from_row(row)
+            last = entry.position
+            yield entry
+        if len(rows) < MAX_PAGE:
+            try:
+                await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
+            except TimeoutError:
+                pass
+
+
+@strawberry.type
+class EventRecord:
+    position: int
+    originator_id: strawberry.ID
+    version: int
+    type: str
+    occurred_at: datetime | None
+    recorded_at: datetime
+    actor: str | None
+    payload: JSON
+    hash: str | None
+    previous_hash: str | None
+
+
+EVENTS_SQL = """
+SELECT notification_id, originator_id, originator_version, topic, state
+FROM {table} WHERE notification_id > $1 ORDER BY notification_id LIMIT $2
+"""
+
+
+async def event_records(info: Info[Context, Any], after: int, first: int | None) -> list[EventRecord]:
+    access(info, AUDITORS)
+    runtime = info.context.runtime
+    app = runtime.tracker.app
+    from eventsourcing.persistence import StoredEvent
+
+    rows = await runtime.pool.fetch(
+        EVENTS_SQL.format(table=app.recorder.events_table_name),  # type: ignore[attr-defined]
+        position_cursor(str(after)),
+        page_size(first),
+    )
+    records = []
+    for row in rows:
+        event = app.mapper.to_domain_event(
+            StoredEvent(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+        )
+        records.append(
+            EventRecord(
+                position=row["notification_id"],
+                originator_id=strawberry.ID(str(row["originator_id"])),
+                version=row["originator_version"],
+                type=type(event).__qualname__,
+                occurred_at=getattr(event, "occurred_at", None),
+                recorded_at=event.timestamp,
+                actor=getattr(event, "actor", None),
+                payload=event_data(event),
+                hash=None,
+                previous_hash=None,
+            )
+        )
+    return records

@@ -1,0 +1,94 @@
+"""One LISTEN connection per process, fanned out in memory.
+
+NOTIFY is a doorbell, never the data: whoever is woken reads the tables by position. So a
+notification lost while disconnected costs nothing: on reconnect every bell rings and every
+waiter re-reads from where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+class Doorbell:
+    """Wakes every waiter at once. Take a ticket *before* checking the table, then await it,
+    so a ring between the check and the wait is not missed."""
+
+    def __init__(self) -> None:
+        self._rung = asyncio.Event()
+
+    def ticket(self) -> asyncio.Event:
+        return self._rung
+
+    def ring(self) -> None:
+        self._rung.set()
+        self._rung = asyncio.Event()
+
+
+class Listener:
+    """Listens on ``channels`` and rings each channel's doorbell; heartbeats and reconnects."""
+
+    def __init__(
+        self,
+        url: str,
+        channels: list[str],
+        *,
+        heartbeat_seconds: float = 2.0,
+        max_backoff_seconds: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.bells = {channel: Doorbell() for channel in channels}
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def bell(self, channel: str) -> Doorbell:
+        return self.bells[channel]
+
+    def ring_all(self) -> None:
+        for bell in self.bells.values():
+            bell.ring()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                connection = await asyncpg.connect(self.url, timeout=5)
+            except Exception as error:  # any failure to connect is retried, never fatal
+                log.warning("listener cannot connect (%s); retrying in %.1fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            backoff = 0.2
+            try:
+                for channel, bell in self.bells.items():
+                    await connection.add_listener(channel, lambda *_, bell=bell: bell.ring())
+                self.connected.set()
+                self.ring_all()  # anything announced while we were away is read now
+                while True:
+                    await asyncio.sleep(self.heartbeat_seconds)
+                    await connection.fetchval("SELECT 1", timeout=self.heartbeat_seconds)
+            except Exception as error:  # whatever broke the connection, start again
+                log.warning("listener lost its connection (%s); reconnecting", error)
+                await asyncio.sleep(backoff)
+            finally:
+                self.connected.clear()
+                self.ring_all()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=2)

@@ -1,0 +1,193 @@
+"""GraphQL under load: the dashboard query beside a plain JSON route, and live-feed latency.
+
+1. The dashboard query (every service with status, phase, ETA, workarounds, blockedBy) in
+   requests/s and p99 with concurrent clients, beside `/bench/services.json` returning the
+   same rows from the same table through plain FastAPI, same server, same run.
+   Target: GraphQL ÷ plain ≥ 0.5.
+2. Subscription delivery latency, commit → client, with 200 open `restorationEvents`
+   subscriptions while operators write. Target p99 ≤ 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+import websockets  # noqa: E402
+
+from api.database import eventsourcing_env  # noqa: E402
+from api.demo import load_demo  # noqa: E402
+from api.tokens import Role, create_token  # noqa: E402
+from bench.common import fresh_database, report  # noqa: E402
+from domain.application import RestorationApp  # noqa: E402
+from domain.values import Provenance, Status  # noqa: E402
+
+DASHBOARD = """query Dashboard { services { id slug name status phase
+  eta { expectedAt confidence } workarounds { channel instructions } blockedBy { id } } }"""
+OPS = Provenance("bench@example.org")
+
+
+def populate(app: RestorationApp, extra_services: int) -> list[object]:
+    load_demo(app)
+    ids = []
+    statuses = list(Status)
+    for n in range(extra_services):
+        service = app.register_service(slug=f"system-{n}", name=f"System {n}", category="Systems",
+                                       resident_facing=n % 3 == 0, provenance=OPS).id
+        app.report_status(service, status=statuses[n % len(statuses)], phase="ASSESSING", provenance=OPS)
+        app.publish_workaround(service, channel="Phone", instructions="Call the service desk.", provenance=OPS)
+        ids.append(service)
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_ready(base: str, url: str, head: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200 and views_reached(url) >= head:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the API did not become ready")
+
+
+def views_reached(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        return connection.execute("SELECT min(position) FROM (SELECT position FROM services_tracking "
+                                  "UNION ALL SELECT position FROM timeline_tracking) t").fetchone()[0]
+
+
+async def load(base: str, request: dict[str, object], concurrency: int, seconds: float) -> tuple[float, float]:
+    """(requests/s, p99 ms) for one kind of request, ``concurrency`` clients for ``seconds``."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        async def client_loop() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                reply = await client.request(**request)  # type: ignore[arg-type]
+                reply.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, statistics.quantiles(latencies, n=100)[98] * 1000
+
+
+async def subscription_latency(address: str, token: str, app: RestorationApp, service: object,
+                               subscribers: int, writes: int, rate: float) -> tuple[float, float, int]:
+    after = app.head_position()
+    committed: dict[int, float] = {}
+    received: list[tuple[int, float]] = []
+    ready = asyncio.Event()
+    connected = 0
+
+    async def subscriber() -> None:
+        nonlocal connected
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"],
+                                      max_queue=None) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            await ws.recv()
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+                "query": "subscription($a: Int!) { restorationEvents(after: $a) { position } }",
+                "variables": {"a": after}}}))
+            connected += 1
+            if connected == subscribers:
+                ready.set()
+            count = 0
+            while count < writes:
+                message = json.loads(await ws.recv())
+                if message["type"] == "next":
+                    received.append((message["payload"]["data"]["restorationEvents"]["position"], time.perf_counter()))
+                    count += 1
+
+    tasks = [asyncio.create_task(subscriber()) for _ in range(subscribers)]
+    await asyncio.wait_for(ready.wait(), 60)
+    await asyncio.sleep(0.5)
+    for n in range(writes):
+        recorded = await asyncio.to_thread(app.report_status, service, status="DEGRADED_PERFORMANCE",
+                                           note=f"bench {n}", provenance=OPS)
+        committed[recorded.position] = time.perf_counter()
+        await asyncio.sleep(1 / rate)
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    delays = [(at - committed[position]) * 1000 for position, at in received if position in committed]
+    quantiles = statistics.quantiles(delays, n=100)
+    return quantiles[49], quantiles[98], len(delays)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--services", type=int, default=100, help="services besides the demo's")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--writes", type=int, default=100)
+    args = parser.parse_args()
+    with fresh_database() as url:
+        app = RestorationApp(env=eventsourcing_env(url))
+        try:
+            ids = populate(app, args.services)
+            with psycopg.connect(url) as connection:
+                _, token = create_token(connection, name="bench", role=Role.VIEWER)
+            port = free_port()
+            server = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("graphql_server.py")), str(port)],
+                env={**os.environ, "DATABASE_URL": url, "RESTORATION_POOL_SIZE": "10"},
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_until_ready(base, url, app.head_position())
+                headers = {"Authorization": f"Bearer {token}"}
+                graphql = asyncio.run(load(base, {"method": "POST", "url": "/graphql", "headers": headers,
+                                                  "json": {"query": DASHBOARD}}, args.concurrency, args.seconds))
+                plain = asyncio.run(load(base, {"method": "GET", "url": "/bench/services.json"},
+                                         args.concurrency, args.seconds))
+                p50, p99, deliveries = asyncio.run(subscription_latency(
+                    f"127.0.0.1:{port}", token, app, ids[0], args.subscribers, args.writes, rate=20))
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        finally:
+            app.close()
+    ratio = graphql[0] / plain[0]
+    report(
+        f"GraphQL (bench/graphql.py): {args.services + 9} services, {args.concurrency} concurrent clients",
+        [
+            ("plain FastAPI JSON route (baseline)", plain[0], "req/s"),
+            ("  p99", plain[1], "ms"),
+            ("GraphQL dashboard query", graphql[0], "req/s"),
+            ("  p99", graphql[1], "ms"),
+            ("ratio (target >= 0.5)", ratio, ""),
+            (f"subscription latency p50 ({args.subscribers} subscribers)", p50, "ms"),
+            ("subscription latency p99 (target <= 100)", p99, "ms"),
+            ("deliveries measured", deliveries, ""),
+        ],
+    )
+    print(f"  {'PASS' if ratio >= 0.5 else 'BELOW TARGET'}: ratio {ratio:.2f}; "
+          f"{'PASS' if p99 <= 100 else 'BELOW TARGET'}: p99 {p99:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

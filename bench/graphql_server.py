@@ -1,0 +1,49 @@
+"""The tracker's API under uvicorn, plus the benchmark's baseline route, for bench/graphql.py.
+
+The baseline `/bench/services.json` returns the same rows, from the same table and pool, as
+plain JSON through FastAPI in the same process: what the dashboard query costs without GraphQL.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import uvicorn  # noqa: E402
+from fastapi import Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+
+from api.composition import open_tracker, projections_running  # noqa: E402
+from api.config import Settings  # noqa: E402
+from api.http import create_app  # noqa: E402
+from projections import services as services_view  # noqa: E402
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    with open_tracker(Settings.from_env()) as tracker, projections_running(tracker):
+        app = create_app(tracker)
+
+        @app.get("/bench/services.json")
+        async def services_json(request: Request) -> JSONResponse:
+            records = await request.app.state.runtime.pool.fetch(f"{services_view.SELECT_SERVICES} ORDER BY slug")
+            rows = [services_view.service_from_record(r) for r in records]
+            blocked = services_view.blocked_by_map(rows)
+            return JSONResponse([
+                {
+                    "id": str(r.id), "slug": r.slug, "name": r.name, "status": r.status, "phase": r.phase,
+                    "eta": {"expectedAt": r.eta.expected_at.isoformat(), "confidence": r.eta.confidence}
+                    if r.eta and r.eta.expected_at else None,
+                    "workarounds": [{"channel": w.channel, "instructions": w.instructions} for w in r.workarounds],
+                    "blockedBy": [{"id": str(b)} for b in blocked[r.id]],
+                }
+                for r in rows
+            ])
+
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The API under test: the real app, its lifespan, a projection worker, and real tokens."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+import asyncio
+from typing import Any
+
+import httpx
+import psycopg
+import uvicorn
+from httpx_ws.transport import ASGIWebSocketTransport
+
+from api.composition import Tracker, prepare_read_side, projections_running
+from api.config import Settings
+from api.http import create_app
+from api.tokens import Role, create_token
+from domain.application import RestorationApp
+from projections.catalog import all_projections
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    app: RestorationApp
+    url: str
+    tokens: dict[Role, str] = field(default_factory=dict)
+
+    def token(self, role: Role) -> str:
+        if role not in self.tokens:
+            with psycopg.connect(self.url) as connection:
+                _, self.tokens[role] = create_token(connection, name=f"test-{role.value}", role=role)
+        return self.tokens[role]
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None, *, role: Role | None = None,
+                  token: str | None = None) -> dict[str, Any]:
+        headers = {}
+        if role is not None or token is not None:
+            headers["Authorization"] = f"Bearer {token or self.token(role)}"  # type: ignore[arg-type]
+        reply = await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, *, role: Role | None = Role.OPERATOR) -> dict[str, Any]:
+        result = await self.gql(query, variables, role=role)
+        assert "errors" not in result, result["errors"]
+        return result["data"]
+
+
+@asynccontextmanager
+async def running_api(app: RestorationApp, url: str, *, environment: str = "test") -> AsyncIterator[Api]:
+    settings = Settings(database_url=url, data_dir=Settings.from_env({}).data_dir, environment=environment, pool_size=5)
+    tracker = Tracker(settings=settings, database_url=url, app=app)
+    prepare_read_side(url)
+    http_app = create_app(tracker)
+    with projections_running(tracker):
+        # The lifespan itself, not asgi-lifespan's manager: pytest-asyncio may finish a
+        # fixture in another task, which anyio's cancel scopes do not allow.
+        async with http_app.router.lifespan_context(http_app):
+            transport = ASGIWebSocketTransport(app=http_app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+                yield Api(client=client, app=app, url=url)
+
+
+async def caught_up(api: Api) -> None:
+    """Wait until every view has applied every event written so far."""
+    head = api.app.head_position()
+
+    def reached() -> int:
+        with psycopg.connect(api.url) as connection:
+            sql = " UNION ALL ".join(f"SELECT position FROM {p.tracking_table}" for p in all_projections())
+            return min(row[0] for row in connection.execute(sql))
+
+    for _ in range(1000):
+        if await asyncio.to_thread(reached) >= head:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the views did not catch up")
+
+
+@contextmanager
+def served_over_tcp(app: RestorationApp, url: str) -> Iterator[str]:
+    """The API under uvicorn on a loopback port, in a thread: for clients that need a socket."""
+    settings = Settings(database_url=url, data_dir=Settings.from_env({}).data_dir, environment="test", pool_size=5)
+    tracker = Tracker(settings=settings, database_url=url, app=app)
+    prepare_read_side(url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(tracker), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    with projections_running(tracker):
+        thread.start()
+        try:
+            for _ in range(500):
+                if server.started:
+                    break
+                time.sleep(0.02)
+            yield f"127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
