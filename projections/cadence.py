@@ -12,7 +12,7 @@ services have been down.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,20 +215,24 @@ class Cadence:
     """Longest down first."""
 
 
-def load_cadence(conn: Connection[Any], incident_id: UUID, now: datetime) -> Cadence:
-    incident = conn.execute(
-        "SELECT last_public_update_at, next_update_by, closed_at FROM cadence_incidents WHERE incident_id = %s",
-        (incident_id,),
-    ).fetchone()
+SELECT_CADENCE_INCIDENT = (
+    "SELECT last_public_update_at, next_update_by, closed_at FROM cadence_incidents WHERE incident_id = %s"
+)
+SELECT_SILENT_SERVICES = (
+    "SELECT s.service_id, s.status, s.down_since, s.eta_lapsed_at FROM cadence_members m "
+    "JOIN cadence_services s USING (service_id) "
+    "WHERE m.incident_id = %s AND s.status <> 'OPERATIONAL' "
+    "AND (s.latest_eta IS NULL OR s.phase = 'RESTORED') "
+    "ORDER BY s.down_since, s.service_id"
+)
+"""Both take the incident id."""
+
+
+def cadence_from_rows(
+    incident_id: UUID, incident: Sequence[Any] | None, silent: Iterable[Sequence[Any]], now: datetime
+) -> Cadence:
+    """The cadence read by ``SELECT_CADENCE_INCIDENT`` (one row or None) and ``SELECT_SILENT_SERVICES``."""
     last_update_at, promised, closed_at = incident or (None, None, None)
-    silent = conn.execute(
-        "SELECT s.service_id, s.status, s.down_since, s.eta_lapsed_at FROM cadence_members m "
-        "JOIN cadence_services s USING (service_id) "
-        "WHERE m.incident_id = %s AND s.status <> 'OPERATIONAL' "
-        "AND (s.latest_eta IS NULL OR s.phase = 'RESTORED') "
-        "ORDER BY s.down_since, s.service_id",
-        (incident_id,),
-    ).fetchall()
     overdue = promised is not None and closed_at is None and now > promised
     silent_since = [(service_id, status, down_since, max(down_since, lapsed or down_since))
                     for service_id, status, down_since, lapsed in silent]
@@ -250,4 +254,13 @@ def load_cadence(conn: Connection[Any], incident_id: UUID, now: datetime) -> Cad
             )
             for service_id, status, down_since, since in silent_since
         ],
+    )
+
+
+def load_cadence(conn: Connection[Any], incident_id: UUID, now: datetime) -> Cadence:
+    return cadence_from_rows(
+        incident_id,
+        conn.execute(SELECT_CADENCE_INCIDENT, (incident_id,)).fetchone(),
+        conn.execute(SELECT_SILENT_SERVICES, (incident_id,)).fetchall(),
+        now,
     )

@@ -13,7 +13,7 @@ The state (OVERDUE depends on the clock) is computed when read, from ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -229,14 +229,20 @@ class ObligationRow:
 _REGIME_ORDER = {code: n for n, code in enumerate(REGIMES)}
 
 
+SELECT_OBLIGATIONS = (
+    f"SELECT {_OBLIGATION_COLUMNS} FROM obligations WHERE %s::uuid IS NULL OR incident_id = %s::uuid"
+)
+"""Parameters: the incident id twice (None for every incident)."""
+
+
+def obligations_from_rows(rows: Iterable[Sequence[Any]], now: datetime) -> list[ObligationRow]:
+    """Rows of ``SELECT_OBLIGATIONS`` with their state at ``now``; by incident, then regime."""
+    read = [ObligationRow(*row, state=_stored(row)[1].state(now)) for row in rows]
+    return sorted(read, key=lambda r: (str(r.incident_id), _REGIME_ORDER.get(r.regime, len(REGIMES))))
+
+
 def load_obligations(
     conn: Connection[Any], incident_id: UUID | None = None, *, now: datetime
 ) -> list[ObligationRow]:
     """Obligations (of one incident, or of all), with their state at ``now``; by incident, then regime."""
-    rows = conn.execute(
-        f"SELECT {_OBLIGATION_COLUMNS} FROM obligations "
-        "WHERE %(incident)s::uuid IS NULL OR incident_id = %(incident)s",
-        {"incident": incident_id},
-    ).fetchall()
-    read = [ObligationRow(*row, state=_stored(row)[1].state(now)) for row in rows]
-    return sorted(read, key=lambda r: (str(r.incident_id), _REGIME_ORDER.get(r.regime, len(REGIMES))))
+    return obligations_from_rows(conn.execute(SELECT_OBLIGATIONS, (incident_id, incident_id)).fetchall(), now)

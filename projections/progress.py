@@ -12,7 +12,7 @@ steps, read in one query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -201,18 +201,20 @@ class Progress:
     """One point per effective time at which restored or total changed, in time order."""
 
 
-def load_progress(conn: Connection[Any], incident_id: UUID) -> Progress:
-    members = conn.execute(
-        "SELECT coalesce(status, 'OPERATIONAL'), phase FROM progress_members WHERE incident_id = %s",
-        (incident_id,),
-    ).fetchall()
-    curve = conn.execute(
-        # Times where deltas cancel out change nothing, so they are not points.
-        "SELECT at, sum(sum(restored)) OVER w, sum(sum(total)) OVER w FROM progress_steps "
-        "WHERE incident_id = %s GROUP BY at HAVING sum(restored) <> 0 OR sum(total) <> 0 "
-        "WINDOW w AS (ORDER BY at) ORDER BY at",
-        (incident_id,),
-    ).fetchall()
+SELECT_MEMBERS = "SELECT coalesce(status, 'OPERATIONAL'), phase FROM progress_members WHERE incident_id = %s"
+SELECT_CURVE = (
+    # Times where deltas cancel out change nothing, so they are not points.
+    "SELECT at, sum(sum(restored)) OVER w, sum(sum(total)) OVER w FROM progress_steps "
+    "WHERE incident_id = %s GROUP BY at HAVING sum(restored) <> 0 OR sum(total) <> 0 "
+    "WINDOW w AS (ORDER BY at) ORDER BY at"
+)
+"""Both take the incident id."""
+
+
+def progress_from_rows(
+    incident_id: UUID, members: Sequence[Sequence[Any]], curve: Iterable[Sequence[Any]]
+) -> Progress:
+    """The progress read by ``SELECT_MEMBERS`` and ``SELECT_CURVE``."""
     total = len(members)
     restored = sum(1 for _, phase in members if phase == Phase.RESTORED)
     return Progress(
@@ -222,4 +224,12 @@ def load_progress(conn: Connection[Any], incident_id: UUID) -> Progress:
         percent_restored=100.0 * restored / total if total else 0.0,
         by_status=[StatusCount(s, sum(1 for status, _ in members if status == s)) for s in Status],
         curve=[CurvePoint(at, int(r), int(t)) for at, r, t in curve],
+    )
+
+
+def load_progress(conn: Connection[Any], incident_id: UUID) -> Progress:
+    return progress_from_rows(
+        incident_id,
+        conn.execute(SELECT_MEMBERS, (incident_id,)).fetchall(),
+        conn.execute(SELECT_CURVE, (incident_id,)).fetchall(),
     )

@@ -20,7 +20,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
-from api.graphql import timeline
+from api.graphql import timeline, views
+from api.graphql.enums import Status
 from api.graphql.context import Context
 from api.graphql.errors import add_code, should_mask
 
@@ -31,6 +32,32 @@ MAX_ALIASES = 15
 
 @strawberry.type
 class Query:
+    @strawberry.field(description="Every service (resident-facing ones only without a token).")
+    async def services(
+        self,
+        info: Info[Context, Any],
+        status: Status | None = None,
+        category: str | None = None,
+        resident_facing: bool | None = None,
+    ) -> list[views.Service]:
+        return await views.list_services(info, status, category, resident_facing)
+
+    @strawberry.field(description="One service, by id or slug.")
+    async def service(
+        self, info: Info[Context, Any], id: strawberry.ID | None = None, slug: str | None = None
+    ) -> views.Service:
+        return await views.find_service(info, timeline.uuid_arg("id", id), slug)
+
+    @strawberry.field
+    async def incidents(self, info: Info[Context, Any]) -> list[views.Incident]:
+        return await views.list_incidents(info)
+
+    @strawberry.field
+    async def incident(self, info: Info[Context, Any], id: strawberry.ID) -> views.Incident:
+        incident_id = timeline.uuid_arg("id", id)
+        assert incident_id is not None
+        return await views.load_incident(info, incident_id)
+
     @strawberry.field(description="The timeline of facts, ordered by position (Relay-style pages).")
     async def timeline(
         self,

@@ -13,10 +13,23 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.context import PUBLIC, Context, access, is_public_only
-from api.graphql.enums import Confidence, Phase, Status
+from api.graphql.context import PUBLIC, READERS, Context, access, is_public_only
+from api.graphql.enums import (
+    Audience,
+    Confidence,
+    IncidentKind,
+    IncidentPhase,
+    ObligationState,
+    Phase,
+    Severity,
+    Status,
+)
 from api.graphql.errors import ApiError, Code
 from api.graphql.timeline import TimelineConnection, timeline_page
+from projections import cadence as cadence_view
+from projections import incidents as incidents_view
+from projections import obligations as obligations_view
+from projections import progress as progress_view
 from projections import services as services_view
 
 
@@ -97,16 +110,19 @@ class Service:
             status=Status(row.status),
             phase=Phase(row.phase) if row.phase else None,
             status_since=row.status_since,
-            eta=Eta(row.eta.expected_at, Confidence(row.eta.confidence), row.eta.reason, row.eta.set_at)
+            eta=Eta(expected_at=row.eta.expected_at, confidence=Confidence(row.eta.confidence),
+                    reason=row.eta.reason, set_at=row.eta.set_at)
             if row.eta and row.eta.expected_at
             else None,
             eta_history=[
-                EtaRevision(e.expected_at, Confidence(e.confidence) if e.confidence else None, e.reason, e.set_at)
+                EtaRevision(expected_at=e.expected_at, confidence=Confidence(e.confidence) if e.confidence else None,
+                            reason=e.reason, set_at=e.set_at)
                 for e in row.eta_history
             ],
             eta_slip_seconds=row.eta_slip_seconds,
             workarounds=[
-                Workaround(strawberry.ID(w.id), w.channel, w.instructions, w.contact, w.audience, w.published_at)
+                Workaround(id=strawberry.ID(w.id), channel=w.channel, instructions=w.instructions,
+                           contact=w.contact, audience=w.audience, published_at=w.published_at)
                 for w in row.workarounds
             ],
             residents_affected=row.residents_affected,
@@ -173,11 +189,188 @@ async def find_service(info: Info[Context, Any], service_id: UUID | None, slug: 
     raise ApiError(Code.NOT_FOUND, f"No service has the {'id' if service_id else 'slug'} {service_id or slug!r}.")
 
 
+def asyncpg_sql(query: str) -> str:
+    """The read models' queries use psycopg's ``%s``; asyncpg numbers its parameters."""
+    parts = query.split("%s")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+@strawberry.type
+class Update:
+    position: int
+    audience: Audience
+    message: str
+    next_update_by: datetime | None
+    occurred_at: datetime
+    recorded_at: datetime
+    service_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class Obligation:
+    regulator: str
+    regime: str
+    regime_title: str
+    anchor_at: datetime | None
+    due_at: datetime | None
+    filed_at: datetime | None
+    reference: str | None
+    state: ObligationState
+    decided_by: str | None
+    decision_reason: str | None
+
+
+@strawberry.type
+class StatusCount:
+    status: Status
+    count: int
+
+
+@strawberry.type
+class CurvePoint:
+    at: datetime
+    restored: int
+    total: int
+
+
+@strawberry.type
+class Progress:
+    total: int
+    restored: int
+    percent_restored: float
+    by_status: list[StatusCount]
+    curve: list[CurvePoint]
+
+
+@strawberry.type
+class SilentService:
+    service_id: strawberry.ID
+    status: Status
+    down_since: datetime
+    without_eta_since: datetime
+    without_eta_seconds: int
+
+
+@strawberry.type(description="Is the public being kept informed?")
+class Communication:
+    last_public_update_at: datetime | None
+    next_update_by: datetime | None
+    overdue: bool
+    overdue_seconds: int | None
+    down_without_eta: list[SilentService]
+
+
 @strawberry.type
 class Incident:
     id: strawberry.ID
     title: str
+    kind: IncidentKind
+    severity: Severity
+    phase: IncidentPhase
+    detected_at: datetime
+    aware_at: datetime | None
+    declared_at: datetime
+    closed_at: datetime | None
+    summary: str | None
+    residents_affected: int | None
+    properties_affected: int | None
+    row: strawberry.Private[incidents_view.IncidentRow]
+
+    @strawberry.field
+    async def services(self, info: Info[Context, Any]) -> list[Service]:
+        catalogue = await service_catalogue(info)
+        return [catalogue.by_id[s] for s in self.row.service_ids if s in catalogue.by_id]
+
+    @strawberry.field(description="Public updates for everyone; internal ones too for token holders.")
+    async def updates(self, info: Info[Context, Any]) -> list[Update]:
+        public_only = is_public_only(info)
+        query = incidents_view.SELECT_UPDATES + " WHERE incident_id = $1 AND (NOT $2 OR audience = 'PUBLIC') " \
+            "ORDER BY occurred_at DESC, position DESC"
+        records = await info.context.runtime.pool.fetch(query, self.row.id, public_only)
+        return [
+            Update(
+                position=u.position, audience=Audience(u.audience), message=u.message,
+                next_update_by=u.next_update_by, occurred_at=u.occurred_at, recorded_at=u.recorded_at,
+                service_ids=[strawberry.ID(str(s)) for s in u.service_ids],
+            )
+            for u in map(incidents_view.update_from_record, records)
+        ]
+
+    @strawberry.field(description="Regulatory clocks (token holders only).")
+    async def obligations(self, info: Info[Context, Any]) -> list[Obligation]:
+        access(info, READERS)
+        records = await info.context.runtime.pool.fetch(
+            asyncpg_sql(obligations_view.SELECT_OBLIGATIONS), self.row.id, self.row.id
+        )
+        return [
+            Obligation(
+                regulator=o.regulator, regime=o.regime, regime_title=o.regime_title, anchor_at=o.anchor_at,
+                due_at=o.due_at, filed_at=o.filed_at, reference=o.reference,
+                state=ObligationState(o.state.value), decided_by=o.decided_by, decision_reason=o.decision_reason,
+            )
+            for o in obligations_view.obligations_from_rows(map(tuple, records), datetime.now(timezone.utc))
+        ]
+
+    @strawberry.field
+    async def progress(self, info: Info[Context, Any]) -> Progress:
+        pool = info.context.runtime.pool
+        members = await pool.fetch(asyncpg_sql(progress_view.SELECT_MEMBERS), self.row.id)
+        curve = await pool.fetch(asyncpg_sql(progress_view.SELECT_CURVE), self.row.id)
+        read = progress_view.progress_from_rows(self.row.id, [tuple(m) for m in members], map(tuple, curve))
+        return Progress(
+            total=read.total, restored=read.restored, percent_restored=read.percent_restored,
+            by_status=[StatusCount(status=Status(c.status.value), count=c.count) for c in read.by_status],
+            curve=[CurvePoint(at=p.at, restored=p.restored, total=p.total) for p in read.curve],
+        )
+
+    @strawberry.field
+    async def communication(self, info: Info[Context, Any]) -> Communication:
+        pool = info.context.runtime.pool
+        incident = await pool.fetchrow(asyncpg_sql(cadence_view.SELECT_CADENCE_INCIDENT), self.row.id)
+        silent = await pool.fetch(asyncpg_sql(cadence_view.SELECT_SILENT_SERVICES), self.row.id)
+        read = cadence_view.cadence_from_rows(
+            self.row.id, tuple(incident) if incident else None, map(tuple, silent), datetime.now(timezone.utc)
+        )
+        return Communication(
+            last_public_update_at=read.last_public_update_at,
+            next_update_by=read.next_update_by,
+            overdue=read.overdue,
+            overdue_seconds=int(read.overdue_by.total_seconds()) if read.overdue_by else None,
+            down_without_eta=[
+                SilentService(service_id=strawberry.ID(str(d.service_id)), status=Status(d.status.value),
+                              down_since=d.down_since, without_eta_since=d.without_eta_since,
+                              without_eta_seconds=int(d.without_eta_for.total_seconds()))
+                for d in read.down_without_eta
+            ],
+        )
+
+    @strawberry.field
+    async def timeline(
+        self, info: Info[Context, Any], first: int | None = None, after: str | None = None
+    ) -> TimelineConnection:
+        return await timeline_page(info, incident_id=strawberry.ID(str(self.row.id)), first=first, after=after)
+
+    @classmethod
+    def from_row(cls, row: incidents_view.IncidentRow) -> Incident:
+        return cls(
+            id=strawberry.ID(str(row.id)), title=row.title, kind=IncidentKind(row.kind),
+            severity=Severity(row.severity), phase=IncidentPhase(row.phase), detected_at=row.detected_at,
+            aware_at=row.aware_at, declared_at=row.declared_at, closed_at=row.closed_at, summary=row.summary,
+            residents_affected=row.residents_affected, properties_affected=row.properties_affected, row=row,
+        )
+
+
+async def list_incidents(info: Info[Context, Any]) -> list[Incident]:
+    access(info, PUBLIC)
+    records = await info.context.runtime.pool.fetch(
+        f"{incidents_view.SELECT_INCIDENTS} ORDER BY declared_at DESC, id"
+    )
+    return [Incident.from_row(incidents_view.incident_from_record(r)) for r in records]
 
 
 async def load_incident(info: Info[Context, Any], incident_id: UUID) -> Incident:
-    raise ApiError(Code.NOT_FOUND, f"No incident has the id {incident_id}.")
+    access(info, PUBLIC)
+    record = await info.context.runtime.pool.fetchrow(f"{incidents_view.SELECT_INCIDENTS} WHERE id = $1", incident_id)
+    if record is None:
+        raise ApiError(Code.NOT_FOUND, f"No incident has the id {incident_id}.")
+    return Incident.from_row(incidents_view.incident_from_record(record))
