@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from projections.audit_chain import AuditChain
 from projections.base import Projection
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline()]
+    return [Timeline(), AuditChain.from_env()]
 
 
 def projection_named(name: str) -> Projection:
