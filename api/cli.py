@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 from contextlib import nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -224,6 +225,175 @@ def token_revoke(
         console.print(f"No live token has the id {parsed}.")
         raise typer.Exit(1)
     console.print(f"Revoked {parsed}.")
+
+
+audit = typer.Typer(
+    help="Auditors: verify the sealed history, publish its checkpoints, export it.",
+    no_args_is_help=True,
+)
+cli.add_typer(audit, name="audit")
+
+
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@audit.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the private key (its public key goes beside it, + .pub).")],
+) -> None:
+    """Make an Ed25519 key pair for signing audit checkpoints.
+
+    Keep the private key outside the database and point RESTORATION_SIGNING_KEY at it for the
+    projection workers; give the public key to auditors.
+    """
+    from api.audit import generate_signing_key
+
+    try:
+        public = generate_signing_key(out)
+    except FileExistsError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
+    console.print(f"Private key: {out} (readable by you only). Set RESTORATION_SIGNING_KEY={out} for the workers.")
+    typer.echo(public)
+
+
+@audit.command()
+def checkpoints(data_dir: DataDir = None) -> None:
+    """Print the checkpoints as JSON lines, for publishing outside the tracker."""
+    import json
+
+    import psycopg
+
+    from api.composition import open_tracker
+    from projections.audit_chain import AuditChain, checkpoints as all_checkpoints
+    from projections.runner import create_tables
+
+    with open_tracker(_settings(data_dir)) as tracker, psycopg.connect(tracker.database_url) as connection:
+        create_tables(connection, AuditChain())
+        unsigned = 0
+        for checkpoint in all_checkpoints(connection):
+            unsigned += checkpoint.signature is None
+            typer.echo(json.dumps(checkpoint.to_json()))
+    if unsigned:
+        console.print(f"{unsigned} checkpoint(s) are unsigned: the sealer ran without RESTORATION_SIGNING_KEY.")
+
+
+@audit.command()
+def verify(
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option("--public-key", help="An Ed25519 public key (PEM) that signs checkpoints; repeat for "
+                     "rotated keys. With it, every checkpoint signature is checked too."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Recompute the hash chain from the stored events and check it against the seals.
+
+    Exit code 0: intact up to the sealed head. 1: the first position that does not match is
+    named, with why (changed, missing, reordered, inserted, checkpoint, signature).
+    """
+    import psycopg
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from api.composition import open_tracker
+    from projections.audit_chain import AuditChain, load_public_key, verify_chain
+    from projections.runner import create_tables
+
+    try:
+        keys = [load_public_key(path) for path in public_key or []]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--public-key") from None
+    with open_tracker(_settings(data_dir)) as tracker, psycopg.connect(tracker.database_url) as connection:
+        create_tables(connection, AuditChain())
+        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TextColumn("positions"))
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("verify", total=None)
+            report = verify_chain(
+                connection, tracker.app.recorder.events_table_name, public_keys=keys,  # type: ignore[attr-defined]
+                on_progress=lambda position, head: progress.update(task, completed=position, total=head),
+            )
+    out = Console()
+    if report.problem is not None:
+        out.print(f"TAMPERED at position {report.problem.position} ({report.problem.reason}): {report.problem.detail}.")
+        out.print(f"The chain is intact up to position {report.verified_up_to}.")
+    elif report.sealed_head == 0:
+        out.print("Nothing is sealed yet.")
+    else:
+        out.print(f"Intact: {report.events_verified} events up to position {report.verified_up_to} match their seals"
+                  + (f"; {report.checkpoints_verified} checkpoints match the chain." if report.checkpoints_verified else "."))
+    if keys and report.signatures_verified:
+        out.print(f"{report.signatures_verified} checkpoint signatures are valid.")
+    elif not keys:
+        out.print("Checkpoint signatures were not checked: give --public-key to check them.")
+    if report.unsigned_checkpoints:
+        out.print(f"{report.unsigned_checkpoints} checkpoints are unsigned (the sealer had no RESTORATION_SIGNING_KEY); "
+                  "they prove nothing on their own.")
+    if report.unsealed:
+        out.print(f"{report.unsealed} events after position {report.sealed_head} are not sealed yet: the sealer is "
+                  "behind (run `restoration worker`). Not evidence of tampering by itself.")
+    raise typer.Exit(0 if report.intact else 1)
+
+
+@audit.command()
+def export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="JSON Lines or CSV.")] = ExportFormat.jsonl,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Stop at this position, or keep only events recorded by this ISO-8601 time."),
+    ] = None,
+    after: Annotated[int, typer.Option(help="Start after this position (to resume an export).", min=0)] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write to this file (appended to when --after is given); stdout if omitted."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write the whole history: positions, both times, actor, payload, hash and previous hash.
+
+    Streams in constant memory. If it is interrupted, it says the last position written:
+    run it again with --after that position and the same --out to carry on.
+    """
+    import sys
+
+    import psycopg
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from api.audit import history_writer, parse_until
+    from api.composition import open_tracker
+    from projections.audit_chain import history
+
+    try:
+        until_position, until_time = parse_until(until) if until else (None, None)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--until") from None
+    with open_tracker(_settings(data_dir)) as tracker, psycopg.connect(tracker.database_url) as connection:
+        resuming = out is not None and after > 0 and out.exists() and out.stat().st_size > 0
+        target = out.open("a" if resuming else "w", newline="", encoding="utf-8") if out else sys.stdout
+        write = history_writer(fmt.value, target, header=not resuming)
+        head = until_position or tracker.app.head_position()
+        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TextColumn("positions"),
+                   TimeRemainingColumn())
+        written, last = 0, after
+        try:
+            with Progress(*columns, console=console, disable=out is None) as progress:
+                task = progress.add_task("export", total=max(head - after, 0))
+                for record in history(connection, tracker.app.recorder.events_table_name,  # type: ignore[attr-defined]
+                                      tracker.app.mapper.to_domain_event, after=after,
+                                      until_position=until_position, until_time=until_time):
+                    write(record)
+                    written, last = written + 1, record["position"]
+                    if written % 1000 == 0:
+                        progress.update(task, completed=last - after)
+                progress.update(task, completed=max(head - after, 0))
+        except KeyboardInterrupt:
+            console.print(f"Interrupted after position {last}; resume with --after {last}.")
+            raise typer.Exit(130) from None
+        finally:
+            if out is not None:
+                target.close()
+    if out is not None:
+        console.print(f"Wrote {written} events (to position {last}) to {out}.")
 
 
 def _configure_logging() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 
 
@@ -19,6 +20,9 @@ class Envelope:
     position: int
     event: Any
     """The domain event object (e.g. ``Service.StatusReported``)."""
+    stored: StoredEvent | None = field(default=None, compare=False, repr=False)
+    """The event exactly as the store holds it (id, version, topic, state bytes), for
+    projections that vouch for the stored bytes rather than read the facts."""
 
     @property
     def kind(self) -> str:
@@ -75,8 +79,13 @@ class Projection(ABC):
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp"})
 
 
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-ready copy: times as ISO-8601, ids as strings, enums as their values."""
+    if type(value) in _PLAIN:  # most values: answered without a chain of isinstance checks
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.audit_chain import AuditChain
 from projections.base import Projection
 from projections.cadence import CommunicationCadence
 from projections.incidents import IncidentsView
@@ -19,6 +20,7 @@ def all_projections() -> list[Projection]:
         Obligations(),
         RestorationProgress(),
         CommunicationCadence(),
+        AuditChain.from_env(),
     ]
 
 

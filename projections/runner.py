@@ -58,10 +58,8 @@ class EventLog:
             "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         ).format(sql.Identifier(LIVE_SCHEMA, self.table))
         cursor.execute(query, (after, until if until is not None else 2**62, limit))
-        return [
-            Envelope(position, self.decode(StoredEvent(originator_id, version, topic, bytes(state))))
-            for position, originator_id, version, topic, state in cursor.fetchall()
-        ]
+        stored = [(row[0], StoredEvent(row[1], row[2], row[3], bytes(row[4]))) for row in cursor.fetchall()]
+        return [Envelope(position, self.decode(event), event) for position, event in stored]
 
 
 def lock_key(projection: Projection) -> int:
