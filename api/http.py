@@ -15,7 +15,8 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
-from api.graphql.context import Context, Runtime, authenticate
+from api.audit_http import audit_router
+from api.graphql.context import AUDITORS, Context, Runtime, authenticate
 from api.graphql.errors import add_code
 from api.graphql.mutations import Mutation
 from api.graphql.schema import build_schema
@@ -93,6 +94,19 @@ def create_app(tracker: Tracker) -> FastAPI:
             path="/graphql",
             context_getter=context_getter,
             graphql_ide=None if production else "graphiql",
+        )
+    )
+
+    async def is_auditor(request: Request) -> bool:
+        principal, _ = await authenticate(app_state["runtime"], request.headers.get("authorization"))
+        return principal is not None and principal.role in AUDITORS
+
+    app.include_router(
+        audit_router(
+            authorize=is_auditor,
+            pool=lambda request: app_state["runtime"].pool,
+            decode=tracker.app.mapper.to_domain_event,
+            events_table=events_table,
         )
     )
 

@@ -84,6 +84,10 @@ class Query:
     ) -> list[timeline.EventRecord]:
         return await timeline.event_records(info, after, first)
 
+    @strawberry.field(description="Verify the hash chain now (auditors only).")
+    async def audit_report(self, info: Info[Context, Any]) -> timeline.AuditReport:
+        return await timeline.audit_report(info)
+
 
 @strawberry.type
 class Subscription:

@@ -9,13 +9,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import strawberry
+from eventsourcing.persistence import StoredEvent
+from starlette.concurrency import run_in_threadpool
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.context import AUDITORS, PUBLIC, Context, access, is_public_only
 from api.graphql.errors import ApiError, Code
-from projections.base import event_data
+from projections.audit_chain import ChainReport, history_record, history_select, verify_chain
 from projections.runner import VIEWS_CHANNEL
 
 MAX_PAGE = 500
@@ -197,40 +200,66 @@ class EventRecord:
     previous_hash: str | None
 
 
-EVENTS_SQL = """
-SELECT notification_id, originator_id, originator_version, topic, state
-FROM {table} WHERE notification_id > $1 ORDER BY notification_id LIMIT $2
-"""
-
-
 async def event_records(info: Info[Context, Any], after: int, first: int | None) -> list[EventRecord]:
     access(info, AUDITORS)
     runtime = info.context.runtime
     app = runtime.tracker.app
-    from eventsourcing.persistence import StoredEvent
-
-    rows = await runtime.pool.fetch(
-        EVENTS_SQL.format(table=app.recorder.events_table_name),  # type: ignore[attr-defined]
-        position_cursor(str(after)),
-        page_size(first),
+    query = history_select(app.recorder.events_table_name) + (  # type: ignore[attr-defined]
+        " WHERE e.notification_id > $1 ORDER BY e.notification_id LIMIT $2"
     )
+    rows = await runtime.pool.fetch(query, position_cursor(str(after)), page_size(first))
     records = []
     for row in rows:
-        event = app.mapper.to_domain_event(
-            StoredEvent(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
-        )
+        position, originator_id, version, topic, state, _hash, _previous = row
+        event = app.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
+        record = history_record(tuple(row), event)
         records.append(
             EventRecord(
-                position=row["notification_id"],
-                originator_id=strawberry.ID(str(row["originator_id"])),
-                version=row["originator_version"],
-                type=type(event).__qualname__,
+                position=record["position"],
+                originator_id=strawberry.ID(record["originatorId"]),
+                version=record["version"],
+                type=record["type"],
                 occurred_at=getattr(event, "occurred_at", None),
                 recorded_at=event.timestamp,
-                actor=getattr(event, "actor", None),
-                payload=event_data(event),
-                hash=None,
-                previous_hash=None,
+                actor=record["actor"],
+                payload=record["payload"],
+                hash=record["hash"],
+                previous_hash=record["previousHash"],
             )
         )
     return records
+
+
+@strawberry.type(description="Is the history intact? Recomputed from the event table on request.")
+class AuditReport:
+    intact: bool
+    head: int
+    sealed_head: int
+    verified_up_to: int
+    unsealed: int
+    checkpoints_verified: int
+    first_bad_position: int | None
+    problem: str | None
+    detail: str | None
+
+
+async def audit_report(info: Info[Context, Any]) -> AuditReport:
+    access(info, AUDITORS)
+    runtime = info.context.runtime
+
+    def verify() -> ChainReport:
+        with psycopg.connect(runtime.tracker.database_url, autocommit=True) as connection:
+            return verify_chain(connection, runtime.tracker.app.recorder.events_table_name)  # type: ignore[attr-defined]
+
+    report = await run_in_threadpool(verify)
+    return AuditReport(
+        intact=report.intact,
+        head=report.head,
+        sealed_head=report.sealed_head,
+        verified_up_to=report.verified_up_to,
+        unsealed=report.unsealed,
+        checkpoints_verified=report.checkpoints_verified,
+        first_bad_position=report.problem.position if report.problem else None,
+        problem=report.problem.reason if report.problem else None,
+        detail=report.problem.detail if report.problem else None,
+    )
