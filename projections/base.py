@@ -72,11 +72,14 @@ class Projection(ABC):
         return f"{self.name}_tracking"
 
 
+_PLAIN = frozenset({str, int, bool, float})
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp"})
 
 
 def jsonable(value: Any) -> Any:
     """A JSON-ready copy: times as ISO-8601, ids as strings, enums as their values."""
+    if value is None or type(value) in _PLAIN:  # most values: skip the isinstance chain
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
