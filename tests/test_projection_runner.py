@@ -10,7 +10,7 @@ import pytest
 from api.demo import load_demo
 from domain.application import RestorationApp
 from domain.values import Provenance
-from projections.runner import catch_up, create_tables, lags, rebuild, table_rows
+from projections.runner import Difference, catch_up, create_tables, lags, rebuild, replay_differences, table_rows
 from projections.timeline import Timeline
 from tests.projection_support import eventually, log_of, running_worker
 
@@ -68,6 +68,22 @@ def test_a_rebuild_gives_the_same_rows_and_swaps_them_in(app: RestorationApp, da
     assert before == after and len(after["timeline"]) == reached
     assert seen and seen[-1][0] == reached
     assert not any(s.startswith(("rebuild_", "retired_")) for s in schemas)
+
+
+def test_a_replay_reports_rows_the_live_view_should_not_have(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+        catch_up(connection, log_of(app), Timeline())
+        assert replay_differences(connection, log_of(app), Timeline()) == []
+        (right,) = connection.execute("SELECT t::text FROM timeline t WHERE position = 2").fetchone()
+        connection.execute("UPDATE timeline SET summary = 'tampered' WHERE position = 2")
+        (wrong,) = connection.execute("SELECT t::text FROM timeline t WHERE position = 2").fetchone()
+        connection.commit()
+        differences = replay_differences(connection, log_of(app), Timeline())
+        schemas = {row[0] for row in connection.execute("SELECT nspname FROM pg_namespace")}
+    assert differences == [Difference("timeline", "live", wrong), Difference("timeline", "replay", right)]
+    assert not any(s.startswith("replay_") for s in schemas)
 
 
 def test_a_worker_is_woken_by_new_events(app: RestorationApp, database_url: str) -> None:
