@@ -86,35 +86,42 @@ def test_killed_workers_leave_every_view_as_a_replay_builds_it(
 
     with psycopg.connect(database_url, autocommit=True) as connection:
 
-        def positions() -> tuple[int, int]:
-            """(the least position of any projection, the head)"""
-            found = lags(connection, log, projections)
-            return min(lag.position for lag in found), found[0].head
+        def positions() -> dict[str, int]:
+            return {lag.projection: lag.position for lag in lags(connection, log, projections)}
 
-        crashes = 0
-        while crashes < CRASHES:
-            before, head = positions()
-            if before == head:  # the last run finished: give the next one something to catch up on
+        # Kill the worker while each projection in turn is catching up (the worker catches
+        # them up one after another), until every projection has been interrupted and at
+        # least CRASHES kills left work undone.
+        names = [projection.name for projection in projections]
+        interrupted: set[str] = set()
+        crashes = runs = 0
+        while crashes < CRASHES or len(interrupted) < len(names):
+            runs += 1
+            assert runs <= 5 * (CRASHES + len(names)), f"no kill caught {set(names) - interrupted} mid catch-up"
+            target = min(set(names) - interrupted) if len(interrupted) < len(names) else names[runs % len(names)]
+            before, head = positions(), app.head_position()
+            if head - before[target] < CHUNK:  # give it something to catch up on
                 write(app, workload, CHUNK)
-                before, head = positions()
+                head = app.head_position()
             worker = start_worker(database_url, log_file)
-            wait_for(lambda: any(lag.position > before for lag in lags(connection, log, projections)),
-                     worker, log_file, "the worker to apply a batch")
-            time.sleep(chance.uniform(0, 0.1))
+            wait_for(lambda: positions()[target] > before[target], worker, log_file, f"{target} to apply a batch")
+            time.sleep(chance.uniform(0, 0.05))
             worker.send_signal(signal.SIGKILL)
             worker.wait()
-            crashes += positions()[0] < head  # it died with work left: a crash mid catch-up
+            after = positions()
+            caught = {name for name in names if before[name] < after[name] < head}
+            crashes += bool(caught)
+            interrupted |= caught
 
         worker = start_worker(database_url, log_file)
         try:
-            wait_for(lambda: positions()[0] == positions()[1], worker, log_file, "every projection to catch up")
+            wait_for(lambda: set(positions().values()) == {app.head_position()}, worker, log_file,
+                     "every projection to catch up")
         finally:
             worker.terminate()
             worker.wait(timeout=WAIT_SECONDS)
 
-        head = app.head_position()
-        assert {lag.projection: lag.position for lag in lags(connection, log, projections)} == {
-            projection.name: head for projection in projections}
+        assert positions() == {name: app.head_position() for name in names}
         for projection in projections:
             differences = replay_differences(connection, log, projection)
             assert not differences, f"{projection.name}: {len(differences)} rows differ, e.g. {differences[:4]}"
