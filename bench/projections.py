@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -34,7 +32,7 @@ from psycopg import sql  # noqa: E402
 
 from api.composition import event_log  # noqa: E402
 from api.database import eventsourcing_env  # noqa: E402
-from bench.common import fresh_database, report  # noqa: E402
+from bench.common import fresh_database, report, start_worker  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from domain.application import RestorationApp  # noqa: E402
 from domain.values import Provenance, Status  # noqa: E402
@@ -45,7 +43,6 @@ from projections.runner import BATCH_SIZE, EventLog, rebuild_together  # noqa: E
 TARGET_REBUILD = 20_000
 TARGET_LAG_P99_MS = 100.0
 SAVE_CHUNK = 2_000
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OPS = Provenance("bench@example.org")
 
 
@@ -127,13 +124,6 @@ class TrackingPoller(threading.Thread):
 
     def caught_up(self, head: int) -> bool:
         return all(self.moves[name][0] and self.moves[name][0][-1] >= head for name in self.names)
-
-
-def start_worker(url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([Path(sys.executable).with_name("restoration"), "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_until(condition: object, seconds: float, what: str) -> None:

@@ -3,11 +3,9 @@ it catches up must leave every view exactly as a replay from position 0 builds i
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -16,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.common import start_worker
 from bench.workload import Workload
 from domain.application import RestorationApp
 from domain.values import Provenance
@@ -28,7 +27,6 @@ pytestmark = pytest.mark.slow
 EVENTS = 20_000
 CHUNK = 2_000
 CRASHES = 5
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(app: RestorationApp, workload: Workload, events: int) -> None:
@@ -51,14 +49,6 @@ def write_through_commands(app: RestorationApp, workload: Workload) -> None:
                 provenance=Provenance("lead@example.org", reason="Supplier estimate", occurred_at=late))
     app.publish_workaround(service_id, channel="Web form", instructions="Use the web form.",
                            provenance=Provenance("comms@example.org"))
-
-
-def start_worker(url: str, log_file: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    with log_file.open("ab") as log:
-        return subprocess.Popen([Path(sys.executable).with_name("restoration"), "worker"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for(condition: Callable[[], bool], worker: subprocess.Popen[bytes], log_file: Path, what: str) -> None:
@@ -84,7 +74,7 @@ def test_killed_workers_leave_every_view_as_a_replay_builds_it(
     log_file = tmp_path / "worker.log"
     chance = random.Random(11)
 
-    with psycopg.connect(database_url, autocommit=True) as connection:
+    with psycopg.connect(database_url, autocommit=True) as connection, log_file.open("ab") as output:
 
         def positions() -> dict[str, int]:
             return {lag.projection: lag.position for lag in lags(connection, log, projections)}
@@ -103,7 +93,7 @@ def test_killed_workers_leave_every_view_as_a_replay_builds_it(
             if head - before[target] < CHUNK:  # give it something to catch up on
                 write(app, workload, CHUNK)
                 head = app.head_position()
-            worker = start_worker(database_url, log_file)
+            worker = start_worker(database_url, output)
             wait_for(lambda: positions()[target] > before[target], worker, log_file, f"{target} to apply a batch")
             time.sleep(chance.uniform(0, 0.05))
             worker.send_signal(signal.SIGKILL)
@@ -113,7 +103,7 @@ def test_killed_workers_leave_every_view_as_a_replay_builds_it(
             crashes += bool(caught)
             interrupted |= caught
 
-        worker = start_worker(database_url, log_file)
+        worker = start_worker(database_url, output)
         try:
             wait_for(lambda: set(positions().values()) == {app.head_position()}, worker, log_file,
                      "every projection to catch up")
