@@ -122,7 +122,7 @@ def rebuild(
 
     from api.composition import event_log, open_tracker
     from projections.catalog import all_projections, projection_named
-    from projections.runner import rebuild as rebuild_projection
+    from projections.runner import rebuild_together
 
     try:
         chosen = [projection_named(name)] if name else all_projections()
@@ -133,14 +133,13 @@ def rebuild(
         columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("events"), TimeRemainingColumn())
         with Progress(*columns, console=console) as progress:
-            for projection in chosen:
-                task = progress.add_task(projection.name, total=None)
-                reached = rebuild_projection(
-                    connection, event_log(tracker.app), projection,
-                    on_progress=lambda position, head, task=task: progress.update(
-                        task, completed=position, total=head),
-                )
-                progress.update(task, completed=reached, total=max(reached, 1))
+            task = progress.add_task(", ".join(p.name for p in chosen), total=None)
+            # One pass over the log for all of them: each event is read and decoded once.
+            reached = rebuild_together(
+                connection, event_log(tracker.app), chosen,
+                on_progress=lambda position, head: progress.update(task, completed=position, total=head),
+            )
+            progress.update(task, completed=reached, total=max(reached, 1))
     console.print(f"Rebuilt {', '.join(p.name for p in chosen)}.")
 
 

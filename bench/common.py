@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from api.database import create_database, drop_database, embedded_postgres, with_database
 
@@ -33,6 +36,20 @@ def _scratch(server_url: str) -> Iterator[str]:
         yield with_database(server_url, name)
     finally:
         drop_database(server_url, name)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_worker(url: str, output: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """`restoration worker` as a process of its own, on ``url``, running this checkout's code."""
+    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [Path(sys.executable).with_name("restoration"), "worker"],
+        env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": path},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def report(title: str, rows: list[tuple[str, float, str]]) -> None:

@@ -77,8 +77,6 @@ class Projection(ABC):
 
 
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp"})
-
-
 _PLAIN = frozenset({str, int, bool, float, type(None)})
 
 

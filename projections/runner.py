@@ -9,6 +9,8 @@
   heartbeat, so a lost notification delays nothing for long. Lost connections are retried
   with back-off, so a PostgreSQL restart needs no manual action.
 - A rebuild fills fresh tables in a scratch schema and swaps them in atomically.
+- A replay fills a scratch schema the same way and compares it with the live view, row for
+  row, without touching the live tables: the check that the view is what its events say.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
@@ -94,28 +96,43 @@ def create_tables(connection: Connection[Any], projection: Projection, schema: s
         )
 
 
+Target = tuple[Projection, str]
+"""A projection and the schema whose tables it fills."""
+
+
 def _apply_next_batch(
-    cursor: Cursor[Any], log_: EventLog, projection: Projection, *, until: int | None, batch_size: int
+    cursor: Cursor[Any], log_: EventLog, targets: Sequence[Target], *, until: int | None, batch_size: int
 ) -> int | None:
-    """In the caller's transaction: apply the next batch; the new position, or None if none."""
-    cursor.execute(
-        sql.SQL("SELECT position FROM {} FOR UPDATE").format(sql.Identifier(projection.tracking_table))
-    )
-    row = cursor.fetchone()
-    if row is None:
-        raise RuntimeError(f"projection {projection.name} has no tracking row")
-    position = int(row[0])
-    batch = log_.read(cursor, position, batch_size, until)
+    """In the caller's transaction: read the next batch once and apply it to each target from
+    that target's own position; the position reached, or None if there was nothing to read.
+
+    Each tracking row is locked before it is read, so a batch another runner already applied
+    is seen as applied (or waited for) instead of being applied twice.
+    """
+    positions = []
+    for projection, schema in targets:
+        cursor.execute(sql.SQL("SELECT position FROM {} FOR UPDATE").format(
+            sql.Identifier(schema, projection.tracking_table)))
+        row = cursor.fetchone()
+        if row is None:
+            raise RuntimeError(f"projection {projection.name} has no tracking row in {schema}")
+        positions.append(int(row[0]))
+    start = min(positions)
+    batch = log_.read(cursor, start, batch_size, until)
     if not batch:
         return None
-    projection.apply(cursor, batch)
-    cursor.execute(
-        sql.SQL("UPDATE {} SET position = %s, updated_at = now()").format(
-            sql.Identifier(projection.tracking_table)
-        ),
-        (batch[-1].position,),
-    )
-    cursor.execute("SELECT pg_notify(%s, %s)", (VIEWS_CHANNEL, f"{projection.name}:{batch[-1].position}"))
+    for (projection, schema), position in zip(targets, positions):
+        unapplied = batch if position == start else [e for e in batch if e.position > position]
+        if not unapplied:
+            continue
+        _use_schema(cursor, schema)
+        projection.apply(cursor, unapplied)
+        cursor.execute(
+            sql.SQL("UPDATE {} SET position = %s, updated_at = now()").format(
+                sql.Identifier(schema, projection.tracking_table)),
+            (batch[-1].position,),
+        )
+        cursor.execute("SELECT pg_notify(%s, %s)", (VIEWS_CHANNEL, f"{projection.name}:{batch[-1].position}"))
     return batch[-1].position
 
 
@@ -130,11 +147,24 @@ def catch_up(
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Apply every event not yet applied (up to ``until``); returns the position reached."""
-    position = tracked_position(connection, projection, schema)
+    return _catch_up(connection, log_, [(projection, schema)], until=until, batch_size=batch_size,
+                     on_progress=on_progress)
+
+
+def _catch_up(
+    connection: Connection[Any],
+    log_: EventLog,
+    targets: Sequence[Target],
+    *,
+    until: int | None,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    """Catch every target up, one transaction per batch; the lowest position reached."""
+    position = min(tracked_position(connection, projection, schema) for projection, schema in targets)
     while True:
         with connection.transaction(), connection.cursor() as cursor:
-            _use_schema(cursor, schema)
-            reached = _apply_next_batch(cursor, log_, projection, until=until, batch_size=batch_size)
+            reached = _apply_next_batch(cursor, log_, targets, until=until, batch_size=batch_size)
         if reached is None:
             return position
         position = reached
@@ -164,36 +194,52 @@ def rebuild(
     half-built view. A worker running meanwhile keeps the live tables current and carries
     on from the rebuilt tables' position after the swap. Returns the position reached.
     """
-    scratch = f"rebuild_{projection.name}"
-    retired = f"retired_{projection.name}"
-    with connection.transaction(), connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(scratch)))
-    create_tables(connection, projection, scratch)
-    create_tables(connection, projection, LIVE_SCHEMA)
+    return rebuild_together(connection, log_, [projection], on_progress=on_progress, batch_size=batch_size)
+
+
+def rebuild_together(
+    connection: Connection[Any],
+    log_: EventLog,
+    projections: Sequence[Projection],
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """:func:`rebuild` several projections in one pass over the log, swapped in together.
+
+    Each batch of events is read and decoded once for all of them: that is about a third of
+    the time a rebuild of the timeline alone takes, paid once instead of once per projection.
+    """
+    scratch = [(projection, f"rebuild_{projection.name}") for projection in projections]
+    for projection, schema in scratch:
+        _drop_schema(connection, schema)
+        create_tables(connection, projection, schema)
+        create_tables(connection, projection, LIVE_SCHEMA)
     with connection.cursor() as cursor:
         head = log_.head(cursor)
     connection.commit()
-    catch_up(
-        connection, log_, projection, schema=scratch, batch_size=batch_size,
+    _catch_up(
+        connection, log_, scratch, until=None, batch_size=batch_size,
         on_progress=(lambda p: on_progress(p, max(head, p))) if on_progress else None,
     )
-    owned = [*projection.tables, projection.tracking_table]
     with connection.transaction(), connection.cursor() as cursor:
-        for table in owned:
-            cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                sql.Identifier(LIVE_SCHEMA, table)))
-        _use_schema(cursor, scratch)
-        while _apply_next_batch(cursor, log_, projection, until=None, batch_size=batch_size):
+        for projection in projections:
+            for table in (*projection.tables, projection.tracking_table):
+                cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    sql.Identifier(LIVE_SCHEMA, table)))
+        while _apply_next_batch(cursor, log_, scratch, until=None, batch_size=batch_size):
             pass
-        cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(retired)))
-        for table in owned:
-            cursor.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                sql.Identifier(LIVE_SCHEMA, table), sql.Identifier(retired)))
-            cursor.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                sql.Identifier(scratch, table), sql.Identifier(LIVE_SCHEMA)))
-        cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
-        cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(scratch)))
-    return tracked_position(connection, projection)
+        for projection, schema in scratch:
+            retired = f"retired_{projection.name}"
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(retired)))
+            for table in (*projection.tables, projection.tracking_table):
+                cursor.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                    sql.Identifier(LIVE_SCHEMA, table), sql.Identifier(retired)))
+                cursor.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                    sql.Identifier(schema, table), sql.Identifier(LIVE_SCHEMA)))
+            cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
+            cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    return min(tracked_position(connection, projection) for projection in projections)
 
 
 @dataclass(frozen=True)
@@ -306,3 +352,76 @@ def table_rows(connection: Connection[Any], table: str, schema: str = LIVE_SCHEM
         rows = cursor.fetchall()
     connection.commit()
     return rows
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A row the live view and a replay from position 0 do not share."""
+
+    table: str
+    only_in: Literal["live", "replay"]
+    row: str
+    """The row as PostgreSQL writes it, e.g. ``(1,email,t)``."""
+
+
+def replay_differences(
+    connection: Connection[Any],
+    log_: EventLog,
+    projection: Projection,
+    *,
+    batch_size: int = BATCH_SIZE,
+    limit: int = 100,
+) -> list[Difference]:
+    """Replay the projection from position 0 into a scratch schema and compare every table
+    with the live one, row for row; no differences means the live view is exactly what its
+    events give. At most ``limit`` differences per table and side.
+
+    The replay stops at the live view's position. The live tracking row is locked while the
+    last events are replayed and the rows compared, so a running worker pauses for that long
+    instead of making the comparison see a half-applied position; readers are not blocked.
+    """
+    scratch = f"replay_{projection.name}"
+    _drop_schema(connection, scratch)
+    try:
+        create_tables(connection, projection, scratch)
+        create_tables(connection, projection, LIVE_SCHEMA)
+        catch_up(connection, log_, projection, schema=scratch, batch_size=batch_size,
+                 until=tracked_position(connection, projection))
+        with connection.transaction(), connection.cursor() as cursor:
+            cursor.execute(sql.SQL("SELECT position FROM {} FOR UPDATE").format(
+                sql.Identifier(LIVE_SCHEMA, projection.tracking_table)))
+            row = cursor.fetchone()
+            live_position = int(row[0]) if row else 0
+            catch_up(connection, log_, projection, schema=scratch, batch_size=batch_size, until=live_position)
+            return [
+                difference
+                for table in projection.tables
+                for difference in _table_differences(cursor, table, scratch, limit)
+            ]
+    finally:
+        _drop_schema(connection, scratch)
+
+
+def _table_differences(cursor: Cursor[Any], table: str, scratch: str, limit: int) -> list[Difference]:
+    """Rows of one side missing from the other, as a multiset (a duplicate row counts).
+
+    Rows are compared by their text form, which every column type has (``json`` or
+    ``point`` have no equality operator), and which is the same for the same values.
+    """
+    live, replay = sql.Identifier(LIVE_SCHEMA, table), sql.Identifier(scratch, table)
+    found = []
+    for only_in, this, other in (("live", live, replay), ("replay", replay, live)):
+        cursor.execute(
+            sql.SQL(
+                "SELECT r FROM (SELECT t::text AS r FROM {} AS t EXCEPT ALL SELECT t::text FROM {} AS t) d "
+                "ORDER BY r LIMIT %s"
+            ).format(this, other),
+            (limit,),
+        )
+        found += [Difference(table, only_in, r) for (r,) in cursor.fetchall()]  # type: ignore[arg-type]
+    return found
+
+
+def _drop_schema(connection: Connection[Any], schema: str) -> None:
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -47,12 +47,16 @@ class Timeline(Projection):
         ]
 
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
-        cursor.execute("SELECT id, name, resident_facing FROM timeline_subjects")
+        # Only the subjects this batch names: the table grows with every service registered.
+        cursor.execute(
+            "SELECT id, name, resident_facing FROM timeline_subjects WHERE id = ANY(%s)",
+            (list(_named_subjects(batch)),),
+        )
         subjects: dict[UUID, tuple[str, bool]] = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
         new_subjects: dict[UUID, tuple[str, bool]] = {}
         in_batch: dict[tuple[UUID, int], tuple[int, bool]] = {}
         rows = []
-        corrections: list[tuple[int, int]] = []
+        corrected_by: dict[int, int] = {}
         for envelope in batch:
             event = envelope.event
             subject = _subject(event)
@@ -62,7 +66,7 @@ class Timeline(Projection):
             corrects = None
             if envelope.kind == "Corrected":
                 corrects, public = _corrected(cursor, in_batch, envelope.originator_id, event.corrects_version)
-                corrections.append((envelope.position, corrects))
+                corrected_by[corrects] = envelope.position  # the latest correction wins
             else:
                 public = _is_public(envelope, subjects, service_id)
             in_batch[(envelope.originator_id, envelope.version)] = (envelope.position, public)
@@ -72,15 +76,19 @@ class Timeline(Projection):
                 summarise(envelope, subjects), service_id, incident_id, public, corrects,
                 Jsonb(event_data(event)),
             ))
-        cursor.executemany(
-            "INSERT INTO timeline (position, originator_id, version, occurred_at, recorded_at, actor, "
-            "reason, kind, summary, service_id, incident_id, public, corrects, data) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            rows,
-        )
-        if corrections:
-            cursor.executemany(
-                "UPDATE timeline SET corrected_by = %s WHERE position = %s", corrections
+        # COPY, not INSERT: one stream instead of a statement per row.
+        with cursor.copy(
+            "COPY timeline (position, originator_id, version, occurred_at, recorded_at, actor, "
+            "reason, kind, summary, service_id, incident_id, public, corrects, data) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        if corrected_by:
+            cursor.execute(
+                "UPDATE timeline SET corrected_by = c.corrected_by "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS c(position, corrected_by) "
+                "WHERE timeline.position = c.position",
+                (list(corrected_by), list(corrected_by.values())),
             )
         if new_subjects:
             cursor.executemany(
@@ -88,6 +96,22 @@ class Timeline(Projection):
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, resident_facing = excluded.resident_facing",
                 [(key, name, facing) for key, (name, facing) in new_subjects.items()],
             )
+
+
+def _named_subjects(batch: Sequence[Envelope]) -> set[UUID]:
+    """Every service or incident a batch's summaries or public flags may look up."""
+    named: set[UUID] = set()
+    for envelope in batch:
+        named.add(envelope.originator_id)
+        for field in ("service_id", "depends_on_id"):
+            key = getattr(envelope.event, field, None)
+            if key:
+                named.add(_uuid(key))
+    return named
+
+
+def _uuid(key: Any) -> UUID:
+    return key if isinstance(key, UUID) else UUID(str(key))
 
 
 def _subject(event: Any) -> tuple[str, bool] | None:
@@ -150,7 +174,7 @@ def summarise(envelope: Envelope, subjects: dict[UUID, tuple[str, bool]]) -> str
     kind = envelope.kind
 
     def name(key: Any) -> str:
-        return subjects.get(UUID(str(key)), (str(key), False))[0] if key else "?"
+        return subjects.get(_uuid(key), (str(key), False))[0] if key else "?"
 
     own = name(envelope.originator_id)
     if kind == "Registered":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 import pytest
@@ -10,7 +13,17 @@ import pytest
 from api.demo import load_demo
 from domain.application import RestorationApp
 from domain.values import Provenance
-from projections.runner import catch_up, create_tables, lags, rebuild, table_rows
+from projections.runner import (
+    Difference,
+    catch_up,
+    create_tables,
+    lags,
+    rebuild,
+    rebuild_together,
+    replay_differences,
+    table_rows,
+)
+from projections.base import Envelope, Projection
 from projections.timeline import Timeline
 from tests.projection_support import eventually, log_of, running_worker
 
@@ -68,6 +81,54 @@ def test_a_rebuild_gives_the_same_rows_and_swaps_them_in(app: RestorationApp, da
     assert before == after and len(after["timeline"]) == reached
     assert seen and seen[-1][0] == reached
     assert not any(s.startswith(("rebuild_", "retired_")) for s in schemas)
+
+
+class KindCounts(Projection):
+    """Adds up events by kind: applying a batch twice would show in the counts."""
+
+    name = "kind_counts"
+    tables = ("kind_counts",)
+
+    def create_statements(self) -> list[str]:
+        return ["CREATE TABLE IF NOT EXISTS kind_counts (kind text PRIMARY KEY, events bigint NOT NULL)"]
+
+    def apply(self, cursor: psycopg.Cursor[Any], batch: Sequence[Envelope]) -> None:
+        cursor.executemany(
+            "INSERT INTO kind_counts VALUES (%s, %s) "
+            "ON CONFLICT (kind) DO UPDATE SET events = kind_counts.events + excluded.events",
+            list(Counter(envelope.kind for envelope in batch).items()),
+        )
+
+
+def test_projections_rebuilt_together_match_each_caught_up_alone(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    projections = [Timeline(), KindCounts()]
+    with psycopg.connect(database_url) as connection:
+        for projection in projections:
+            create_tables(connection, projection)
+            catch_up(connection, log_of(app), projection, batch_size=5)
+        alone = {t: table_rows(connection, t) for p in projections for t in p.tables}
+        reached = rebuild_together(connection, log_of(app), projections, batch_size=7)
+        together = {t: table_rows(connection, t) for p in projections for t in p.tables}
+    assert reached == app.head_position()
+    assert together == alone
+    assert sum(events for _kind, events in together["kind_counts"]) == reached
+
+
+def test_a_replay_reports_rows_the_live_view_should_not_have(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, Timeline())
+        catch_up(connection, log_of(app), Timeline())
+        assert replay_differences(connection, log_of(app), Timeline()) == []
+        (right,) = connection.execute("SELECT t::text FROM timeline t WHERE position = 2").fetchone()
+        connection.execute("UPDATE timeline SET summary = 'tampered' WHERE position = 2")
+        (wrong,) = connection.execute("SELECT t::text FROM timeline t WHERE position = 2").fetchone()
+        connection.commit()
+        differences = replay_differences(connection, log_of(app), Timeline())
+        schemas = {row[0] for row in connection.execute("SELECT nspname FROM pg_namespace")}
+    assert differences == [Difference("timeline", "live", wrong), Difference("timeline", "replay", right)]
+    assert not any(s.startswith("replay_") for s in schemas)
 
 
 def test_a_worker_is_woken_by_new_events(app: RestorationApp, database_url: str) -> None:
