@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.intervals import Intervals
 from projections.timeline import Timeline
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline()]
+    return [Timeline(), Intervals()]
 
 
 def projection_named(name: str) -> Projection:
