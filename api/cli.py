@@ -204,7 +204,8 @@ def state(
     if not services:
         console.print(f"{title}: no services were registered then.")
         return
-    table = Table(title=title, caption=f"ETAs in UTC{moment:%z}" if any(s.eta_expected_at for s in services) else None)
+    with_eta = any(s.eta_expected_at for s in services)
+    table = Table(title=title, caption=f"ETAs in UTC{moment:%z}" if with_eta else None)
     table.add_column("Service")
     for column in ("Status", "Phase", "ETA"):
         table.add_column(column, no_wrap=True)

@@ -5,7 +5,7 @@ Two times on every row (PRODUCT.md §2):
 - effective time, ``[valid_from, valid_to)``: when the value was true in the world, from the
   facts' ``occurred_at``;
 - recorded time, ``[recorded_from, recorded_to)``: when the tracker believed it, from the
-  events' own timestamps.
+  events' own timestamps (kept from running backwards along the log, see _recorded_times).
 
 NULL is an open end. A row is never changed except to close its recorded interval, so "as of A,
 known at K" is exactly the rows whose effective interval contains A and whose recorded interval
@@ -203,7 +203,9 @@ class ServiceFacts:
             del claims[bisect_left(claims, (fact.occurred_at, version))]
         return fact
 
-    def rethink(self, key: Key, since: datetime, service_id: UUID, at: datetime, position: int, changes: Changes) -> None:
+    def rethink(
+        self, key: Key, since: datetime, service_id: UUID, at: datetime, position: int, changes: Changes
+    ) -> None:
         """Work ``key``'s timeline out again from ``since``; record what changed at ``at``."""
         track = self.tracks[key]
         rows = track.rows
@@ -507,7 +509,9 @@ ORDER BY who.value->>'slug'
 """
 
 
-def state_at(connection: Connection[Any], as_of: datetime, known_at: datetime | None = None) -> list[ServiceStateAt]:
+def state_at(
+    connection: Connection[Any], as_of: datetime, known_at: datetime | None = None
+) -> list[ServiceStateAt]:
     """Every service as it stood at effective time ``as_of``, as known at ``known_at``.
 
     ``known_at`` None means as known now (everything recorded). A service registered after

@@ -91,7 +91,9 @@ def test_a_correction_replaces_the_fact_and_what_was_believed_before_it_stays_re
     published = app.head_position()
     before = datetime.now(timezone.utc)
     fix = Provenance("lead@example.org", reason="Misread the paper log")
-    app.correct_event(wrong.position or 0, changes={"status": "PARTIAL_OUTAGE", "occurred_at": on(17, 11)}, provenance=fix)
+    app.correct_event(
+        wrong.position or 0, changes={"status": "PARTIAL_OUTAGE", "occurred_at": on(17, 11)}, provenance=fix
+    )
     app.correct_event(overstated.position or 0, changes={"status": None}, provenance=fix)
     app.correct_event(registered.position or 0, changes={"name": "Staff email"}, provenance=fix)
     app.correct_event(published, changes={"channel": "Repairs web form"}, provenance=fix)
@@ -120,7 +122,8 @@ def test_eta_and_workarounds_in_force_at_a_moment(app: RestorationApp, database_
     app.set_eta(phones, expected_at=on(1, 17, month=7), confidence="MEDIUM", provenance=by(on(20, 9), "Carrier"))
     app.withdraw_workaround(phones, workaround_id="web", provenance=by(on(19, 9)))
     # Published, then withdrawn with a time before its publication: it was never in force.
-    app.publish_workaround(phones, workaround_id="sms", channel="SMS", instructions="Text us.", provenance=by(on(20, 12)))
+    app.publish_workaround(phones, workaround_id="sms", channel="SMS", instructions="Text us.",
+                           provenance=by(on(20, 12)))
     app.withdraw_workaround(phones, workaround_id="sms", provenance=by(on(20, 11)))
     app.report_status(phones, phase="RESTORING", provenance=by(on(21, 9)))
     app.clear_eta(phones, provenance=by(on(22, 9)))
@@ -133,7 +136,8 @@ def test_eta_and_workarounds_in_force_at_a_moment(app: RestorationApp, database_
         return s.eta_expected_at, s.eta_confidence, [(w.id, w.channel, w.published_at) for w in s.workarounds]
 
     assert seen(on(17, 11)) == (None, None, [])
-    assert seen(on(18)) == (on(24, 17), "LOW", [("card", "Card payment line", on(17, 13)), ("web", "Web form", on(17, 14))])
+    assert seen(on(18)) == (
+        on(24, 17), "LOW", [("card", "Card payment line", on(17, 13)), ("web", "Web form", on(17, 14))])
     assert seen(on(20, 13)) == (on(1, 17, month=7), "MEDIUM", [("card", "Card payment line", on(17, 13))])
     assert seen(on(22, 10))[:2] == (None, None)  # cleared
     assert seen(on(24))[:2] == (on(25, 17), "HIGH")
@@ -167,7 +171,8 @@ def test_the_demo_on_1_july_and_3_august_2022(app: RestorationApp, database_url:
     for moment in (when(17, 11), when(20, 12), when(14, 9, month=7), when(3, 12, month=8)):
         for slug, seen in states(database_url, moment).items():
             service = app.service_by_slug(slug)
-            assert (seen.status, seen.phase) == (service.status_at(moment) or Status.OPERATIONAL, service.phase_at(moment))
+            expected = (service.status_at(moment) or Status.OPERATIONAL, service.phase_at(moment))
+            assert (seen.status, seen.phase) == expected
     for slug, seen in states(database_url, datetime.now(BST)).items():
         service = app.service_by_slug(slug)
         eta = service.eta
@@ -186,7 +191,8 @@ def add_back_dated_facts_and_corrections(app: RestorationApp) -> None:
     email = app.service_by_slug("email").id
     app.report_status(email, status="PARTIAL_OUTAGE", provenance=by(when(21, 9)))
     sms = app.register_service(slug="sms", name="SMS", category="Contact", provenance=by(when(18, 9)))
-    app.correct_event(sms.position or 0, changes={"name": "Text messages"}, provenance=Provenance("lead", reason="clearer"))
+    app.correct_event(sms.position or 0, changes={"name": "Text messages"},
+                      provenance=Provenance("lead", reason="clearer"))
     rent = app.service_by_slug("rent-by-phone").id
     app.withdraw_workaround(rent, workaround_id="card-line", provenance=by(when(20, 9)))
 
@@ -203,7 +209,8 @@ def test_rebuilds_and_batch_sizes_give_identical_rows(app: RestorationApp, datab
         }
         rebuild(connection, log_of(app), Intervals(), batch_size=13)
         rebuilt = {table: table_rows(connection, table) for table in Intervals.tables}
-        closed = connection.execute("SELECT count(*) FROM service_intervals WHERE recorded_to IS NOT NULL").fetchone()
+        closed = connection.execute(
+            "SELECT count(*) FROM service_intervals WHERE recorded_to IS NOT NULL").fetchone()
     assert rows[LIVE_SCHEMA] == rows["by_one"] == rows["by_seven"] == rebuilt
     assert closed and closed[0] > 0
 
