@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 from contextlib import nullcontext
+from datetime import date, datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -141,6 +142,84 @@ def rebuild(
             )
             progress.update(task, completed=reached, total=max(reached, 1))
     console.print(f"Rebuilt {', '.join(p.name for p in chosen)}.")
+
+
+MOMENT_HELP = (
+    "ISO-8601 with a UTC offset, e.g. 2022-07-01T12:00:00+01:00 or 2022-07-01T11:00Z; "
+    "a date alone (2022-07-01) means midnight UTC."
+)
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """A time given on the command line; a time without a UTC offset is ambiguous, so refused."""
+    if text is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a time: {MOMENT_HELP}", param_hint=option) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(
+            f"{text!r} has no UTC offset, so it could mean several moments; add one, "
+            f"e.g. {text}+01:00 or {text}Z.",
+            param_hint=option,
+        )
+    return moment
+
+
+@cli.command()
+def state(
+    as_of: Annotated[str, typer.Option("--as-of", help=f"The moment in the world to show. {MOMENT_HELP}")],
+    known_at: Annotated[
+        str | None,
+        typer.Option("--known-at", help="Show it as the tracker knew it then (default: as known now). "
+                     + MOMENT_HELP),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show every service as it stood at a moment: status, recovery phase, ETA and workarounds.
+
+    With --known-at: as the tracker believed it then, without facts recorded later (back-dated ones, corrections).
+    """
+    import psycopg
+    from rich.table import Table
+
+    from api.composition import event_log, open_tracker
+    from projections.intervals import Intervals, state_at
+    from projections.runner import catch_up, create_tables
+
+    moment, known = _moment(as_of, "--as-of"), _moment(known_at, "--known-at")
+    assert moment is not None
+    settings = _settings(data_dir)
+    with open_tracker(settings) as tracker, psycopg.connect(tracker.database_url) as connection:
+        intervals = Intervals()
+        create_tables(connection, intervals)
+        catch_up(connection, event_log(tracker.app), intervals)
+        services = state_at(connection, moment, known)
+    title = f"Services as of {moment.isoformat()}, as known " + (f"at {known.isoformat()}" if known else "now")
+    if not services:
+        console.print(f"{title}: no services were registered then.")
+        return
+    with_eta = any(s.eta_expected_at for s in services)
+    table = Table(title=title, caption=f"ETAs in UTC{moment:%z}" if with_eta else None)
+    table.add_column("Service")
+    for column in ("Status", "Phase", "ETA"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Workarounds")
+    for service in sorted(services, key=lambda s: s.name.lower()):
+        eta = "—"
+        if service.eta_expected_at is not None:
+            eta = f"{service.eta_expected_at.astimezone(moment.tzinfo):%Y-%m-%d %H:%M} {service.eta_confidence}"
+        channels = ", ".join(w.channel for w in service.workarounds)
+        table.add_row(
+            service.name, service.status, service.phase or "—", eta,
+            f"{len(service.workarounds)}: {channels}" if channels else "0",
+        )
+    Console().print(table)
 
 
 @cli.command()

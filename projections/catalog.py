@@ -6,6 +6,7 @@ from projections.audit_chain import AuditChain
 from projections.base import Projection
 from projections.cadence import CommunicationCadence
 from projections.incidents import IncidentsView
+from projections.intervals import Intervals
 from projections.obligations import Obligations
 from projections.progress import RestorationProgress
 from projections.services import ServicesView
@@ -20,6 +21,7 @@ def all_projections() -> list[Projection]:
         Obligations(),
         RestorationProgress(),
         CommunicationCadence(),
+        Intervals(),
         AuditChain.from_env(),
     ]
 
