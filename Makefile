@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: run test bench smoke install clean
+.PHONY: run test bench smoke schema install clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -33,6 +33,10 @@ bench: $(STAMP)
 # Start the tracker on the embedded default, check /healthz answers, stop it (used by CI).
 smoke: $(STAMP)
 	env -u DATABASE_URL $(BIN)/python -m api.smoke
+
+# Regenerate api/schema.graphql after changing the GraphQL schema (a test fails until you do).
+schema: $(STAMP)
+	$(BIN)/python -m api.graphql.schema
 
 clean:
 	rm -rf $(VENV) .restoration .pytest_cache

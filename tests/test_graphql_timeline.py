@@ -113,3 +113,33 @@ async def test_a_subscription_replays_then_goes_live_without_gap_or_duplicate(de
         await writer
         positions = [r["restorationEvents"]["position"] for r in received]
         assert positions == list(range(head - 9, head + 6))
+
+
+async def test_service_changed_sends_the_state_then_each_change(demo: RestorationApp, database_url: str) -> None:
+    async with running_api(demo, database_url) as api:
+        await caught_up(api)
+        email = demo.service_by_slug("email").id
+        website = demo.service_by_slug("website").id
+        query = "subscription($ids: [ID!]) { serviceChanged(ids: $ids) { slug status blockedBy { slug } } }"
+        seen: list[tuple[str, str]] = []
+        async with aconnect_ws("http://tracker/graphql", api.client, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send_json({"type": "connection_init",
+                                "payload": {"Authorization": f"Bearer {api.token(Role.VIEWER)}"}})
+            assert (await ws.receive_json())["type"] == "connection_ack"
+            await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": query,
+                                                                            "variables": {"ids": [str(email)]}}})
+
+            async def next_change() -> None:
+                message = await asyncio.wait_for(ws.receive_json(), 20)
+                assert message["type"] == "next", message
+                change = message["payload"]["data"]["serviceChanged"]
+                seen.append((change["slug"], change["status"]))
+
+            await next_change()  # as it is now
+            # A state feed may fold changes that land in one view update, so wait for each.
+            for service, status in ((website, "MAJOR_OUTAGE"), (email, "DEGRADED_PERFORMANCE")):
+                await asyncio.to_thread(demo.report_status, service, status=status, provenance=Provenance("ops"))
+            await next_change()
+            await asyncio.to_thread(demo.report_status, email, status="OPERATIONAL", provenance=Provenance("ops"))
+            await next_change()
+        assert seen == [("email", "OPERATIONAL"), ("email", "DEGRADED_PERFORMANCE"), ("email", "OPERATIONAL")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import strawberry
@@ -107,6 +108,15 @@ class Subscription:
             yield entry
 
 
+    @strawberry.subscription(description="The chosen services as they are now, then each again after every change.")
+    async def service_changed(
+        self, info: Info[Context, Any], ids: list[strawberry.ID] | None = None
+    ) -> AsyncGenerator[views.Service, None]:
+        wanted = [timeline.uuid_arg("ids", i) for i in ids] if ids else None
+        async for service in views.service_changes(info, wanted):  # type: ignore[arg-type]
+            yield service
+
+
 class ErrorCodes(SchemaExtension):
     """Every error of an executed operation carries ``extensions.code`` (over HTTP and
     websockets alike; the HTTP router also codes the parse errors that never get here)."""
@@ -139,10 +149,19 @@ def build_schema(*, production: bool, mutation: type | None = None) -> strawberr
     )
 
 
+SDL_PATH = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
 def sdl() -> str:
+    """The contract as SDL; ``make schema`` writes it to api/schema.graphql."""
     from api.graphql.mutations import Mutation
 
     return build_schema(production=False, mutation=Mutation).as_str() + "\n"
+
+
+if __name__ == "__main__":
+    SDL_PATH.write_text(sdl())
+    print(f"wrote {SDL_PATH}")
 
 
 __all__ = ["GraphQLError", "build_schema", "sdl"]

@@ -6,6 +6,8 @@ fields (``dependsOn``, ``blockedBy``) never cost a query per item.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -25,8 +27,9 @@ from api.graphql.enums import (
     Status,
 )
 from api.graphql.errors import ApiError, Code
-from api.graphql.timeline import TimelineConnection, timeline_page
+from api.graphql.timeline import LIVE_RECHECK_SECONDS, TimelineConnection, timeline_page
 from projections import cadence as cadence_view
+from projections.runner import VIEWS_CHANNEL
 from projections import incidents as incidents_view
 from projections import obligations as obligations_view
 from projections import progress as progress_view
@@ -187,6 +190,27 @@ async def find_service(info: Info[Context, Any], service_id: UUID | None, slug: 
         if service.row.id == service_id or service.slug == slug:
             return service
     raise ApiError(Code.NOT_FOUND, f"No service has the {'id' if service_id else 'slug'} {service_id or slug!r}.")
+
+
+async def service_changes(info: Info[Context, Any], ids: list[UUID] | None) -> AsyncGenerator[Service, None]:
+    """Each service (of ``ids``, or any) as it is now, then again after every change."""
+    access(info, PUBLIC)
+    runtime = info.context.runtime
+    bell = runtime.listener.bell(VIEWS_CHANNEL)
+    changed_since = f"{services_view.SELECT_SERVICES} WHERE last_changed_position > $1 " \
+        "AND ($2::uuid[] IS NULL OR id = ANY($2)) AND (resident_facing OR NOT $3) ORDER BY last_changed_position"
+    last = 0  # the first read sends every chosen service as it is now
+    while True:
+        ticket = bell.ticket()
+        for record in await runtime.pool.fetch(changed_since, last, ids, is_public_only(info)):
+            row = services_view.service_from_record(record)
+            last = max(last, row.last_changed_position)
+            info.context.services = None  # nested fields read the catalogue afresh
+            yield Service.from_row(row)
+        try:
+            await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
+        except TimeoutError:
+            pass
 
 
 def asyncpg_sql(query: str) -> str:
