@@ -24,6 +24,7 @@ as ``Service.eta`` and ``Service.status`` do).
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -509,6 +510,12 @@ ORDER BY who.value->>'slug'
 """
 
 
+def state_at_parameters(as_of: datetime, known_at: datetime | None) -> dict[str, Any]:
+    if any(t is not None and t.utcoffset() is None for t in (as_of, known_at)):
+        raise ValueError("as_of and known_at must carry a UTC offset")
+    return {"as_of": as_of, "known_at": known_at, "unreported": Status.OPERATIONAL.value}
+
+
 def state_at(
     connection: Connection[Any], as_of: datetime, known_at: datetime | None = None
 ) -> list[ServiceStateAt]:
@@ -517,23 +524,25 @@ def state_at(
     ``known_at`` None means as known now (everything recorded). A service registered after
     ``as_of``, or recorded after ``known_at``, is absent. Ordered by slug.
     """
-    if any(t is not None and t.utcoffset() is None for t in (as_of, known_at)):
-        raise ValueError("as_of and known_at must carry a UTC offset")
+    parameters = state_at_parameters(as_of, known_at)
     with connection.transaction():
         # The planner overestimates how many rows contain a moment by an order of magnitude, which
         # on a large history tips the query over jit_above_cost: compiling then costs more than
         # the whole query (measured: +30 ms on ~60 ms with 1.8 million rows).
         connection.execute("SET LOCAL jit = off")
-        rows = connection.execute(
-            STATE_AT_SQL, {"as_of": as_of, "known_at": known_at, "unreported": Status.OPERATIONAL.value}
-        ).fetchall()
+        rows = connection.execute(STATE_AT_SQL, parameters).fetchall()
+    return states_from_rows(rows)
+
+
+def states_from_rows(rows: Iterable[Sequence[Any]]) -> list[ServiceStateAt]:
+    """Rows of ``STATE_AT_SQL`` (psycopg or asyncpg; workarounds as decoded JSON or text)."""
     return [
         ServiceStateAt(
             service_id, slug, name, status, since, phase, expected_at, confidence, reason,
             tuple(
                 WorkaroundAt(w["id"], w["channel"], w["instructions"], w["contact"], w["audience"],
                              datetime.fromisoformat(w["published_at"]))
-                for w in workarounds
+                for w in (json.loads(workarounds) if isinstance(workarounds, str) else workarounds)
             ),
         )
         for service_id, slug, name, status, since, phase, expected_at, confidence, reason, workarounds in rows

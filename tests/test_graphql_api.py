@@ -179,3 +179,21 @@ def _fill(value: Any, n: int, slugs: dict[str, str]) -> Any:
             value = value.replace("{" + key + "}", replacement)
         return value.replace("{n}", str(n))
     return value
+
+
+async def test_services_as_of_a_moment_and_as_known_then(demo: RestorationApp, database_url: str) -> None:
+    query = """query($asOf: DateTime, $knownAt: DateTime) { services(asOf: $asOf, knownAt: $knownAt) {
+      slug status phase eta { expectedAt confidence } workarounds { channel } blockedBy { slug } } }"""
+    async with running_api(demo, database_url) as api:
+        await caught_up(api)
+        then = {s["slug"]: s for s in (await api.ok(query, {"asOf": "2022-07-01T12:00:00+01:00"}, role=Role.VIEWER))["services"]}
+        telephony = then["telephony"]
+        assert (telephony["status"], telephony["phase"]) == ("MAJOR_OUTAGE", "ASSESSING")
+        assert telephony["eta"] == {"expectedAt": "2022-07-08T16:00:00+00:00", "confidence": "LOW"}
+        assert then["email"]["phase"] == "RESTORING"
+        assert {b["slug"] for b in then["rent-by-phone"]["blockedBy"]} == {"telephony", "housing-management"}
+        before_loading = await api.ok(query, {"asOf": "2022-07-01T12:00:00+01:00", "knownAt": "2020-01-01T00:00:00+00:00"},
+                                      role=Role.VIEWER)
+        assert before_loading["services"] == []
+        bad = await api.gql(query, {"asOf": "2022-07-01T12:00:00"}, role=Role.VIEWER)
+        assert bad["errors"][0]["extensions"]["code"] == "VALIDATION"

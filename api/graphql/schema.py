@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -31,6 +32,16 @@ MAX_TOKENS = 2_000
 MAX_ALIASES = 15
 
 
+AsOf = Annotated[
+    datetime | None,
+    strawberry.argument(description="The state of the world at this effective time."),
+]
+KnownAt = Annotated[
+    datetime | None,
+    strawberry.argument(description="As the tracker knew it at this recorded time (default: now)."),
+]
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Every service (resident-facing ones only without a token).")
@@ -40,14 +51,21 @@ class Query:
         status: Status | None = None,
         category: str | None = None,
         resident_facing: bool | None = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
     ) -> list[views.Service]:
-        return await views.list_services(info, status, category, resident_facing)
+        return await views.list_services(info, status, category, resident_facing, as_of, known_at)
 
     @strawberry.field(description="One service, by id or slug.")
     async def service(
-        self, info: Info[Context, Any], id: strawberry.ID | None = None, slug: str | None = None
+        self,
+        info: Info[Context, Any],
+        id: strawberry.ID | None = None,
+        slug: str | None = None,
+        as_of: AsOf = None,
+        known_at: KnownAt = None,
     ) -> views.Service:
-        return await views.find_service(info, timeline.uuid_arg("id", id), slug)
+        return await views.find_service(info, timeline.uuid_arg("id", id), slug, as_of, known_at)
 
     @strawberry.field
     async def incidents(self, info: Info[Context, Any]) -> list[views.Incident]:

@@ -7,7 +7,9 @@ fields (``dependsOn``, ``blockedBy``) never cost a query per item.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -31,6 +33,7 @@ from api.graphql.timeline import LIVE_RECHECK_SECONDS, TimelineConnection, timel
 from projections import cadence as cadence_view
 from projections.runner import VIEWS_CHANNEL
 from projections import incidents as incidents_view
+from projections import intervals as intervals_view
 from projections import obligations as obligations_view
 from projections import progress as progress_view
 from projections import services as services_view
@@ -159,9 +162,11 @@ async def list_services(
     status: Any | None = None,
     category: str | None = None,
     resident_facing: bool | None = None,
+    as_of: datetime | None = None,
+    known_at: datetime | None = None,
 ) -> list[Service]:
     access(info, PUBLIC)
-    catalogue = await service_catalogue(info)
+    catalogue = await chosen_catalogue(info, as_of, known_at)
     return [
         service
         for service in catalogue.services
@@ -181,11 +186,22 @@ async def load_service(info: Info[Context, Any], service_id: UUID, *, missing_ok
     return service
 
 
-async def find_service(info: Info[Context, Any], service_id: UUID | None, slug: str | None) -> Service:
+async def chosen_catalogue(info: Info[Context, Any], as_of: datetime | None, known_at: datetime | None) -> ServiceCatalogue:
+    if as_of is None and known_at is None:
+        return await service_catalogue(info)
+    catalogue = await services_at(info, as_of, known_at)
+    info.context.services = catalogue  # nested dependsOn/blockedBy see the same moment
+    return catalogue
+
+
+async def find_service(
+    info: Info[Context, Any], service_id: UUID | None, slug: str | None,
+    as_of: datetime | None = None, known_at: datetime | None = None,
+) -> Service:
     access(info, PUBLIC)
     if (service_id is None) == (slug is None):
         raise ApiError(Code.VALIDATION, "Give either id or slug.")
-    catalogue = await service_catalogue(info)
+    catalogue = await chosen_catalogue(info, as_of, known_at)
     for service in catalogue.services:
         if service.row.id == service_id or service.slug == slug:
             return service
@@ -217,6 +233,46 @@ def asyncpg_sql(query: str) -> str:
     """The read models' queries use psycopg's ``%s``; asyncpg numbers its parameters."""
     parts = query.split("%s")
     return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+def asyncpg_named(query: str, parameters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A query with psycopg's ``%(name)s`` parameters, numbered for asyncpg, and its arguments."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
+    for n, name in enumerate(names, start=1):
+        query = query.replace(f"%({name})s", f"${n}")
+    return query, [parameters[name] for name in names]
+
+
+async def services_at(info: Info[Context, Any], as_of: datetime | None, known_at: datetime | None) -> ServiceCatalogue:
+    """The catalogue as it stood at ``as_of`` (effective time), as known at ``known_at``.
+
+    Registration details and dependencies are today's; status, phase, ETA and workarounds
+    are those in force then, from the bitemporal intervals (not a replay of the log).
+    """
+    now = datetime.now(timezone.utc)
+    try:
+        parameters = intervals_view.state_at_parameters(as_of or now, known_at)
+    except ValueError:
+        raise ApiError(Code.VALIDATION, "asOf and knownAt need a UTC offset, e.g. 2022-07-01T12:00:00+01:00.") from None
+    query, arguments = asyncpg_named(intervals_view.STATE_AT_SQL, parameters)
+    async with info.context.runtime.pool.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL jit = off")  # see intervals.state_at
+        states = intervals_view.states_from_rows(map(tuple, await connection.fetch(query, *arguments)))
+    current = {service.row.id: service.row for service in (await service_catalogue(info)).services}
+    rows = []
+    for state in states:
+        today = current.get(state.service_id)
+        if today is None:
+            continue
+        history = tuple(e for e in today.eta_history if e.set_at <= (as_of or now))
+        eta = next((e for e in reversed(history) if e.expected_at == state.eta_expected_at), None)
+        rows.append(replace(
+            today, name=state.name, status=state.status, phase=state.phase, status_since=state.status_since,
+            eta=eta if state.eta_expected_at else None, eta_slip_seconds=None, eta_history=history,
+            workarounds=tuple(services_view.Workaround(w.id, w.channel, w.instructions, w.contact, w.audience,
+                                                       w.published_at) for w in state.workarounds),
+        ))
+    return ServiceCatalogue(rows)
 
 
 @strawberry.type
