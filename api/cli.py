@@ -80,7 +80,7 @@ def serve(
             _report_demo(load_demo(tracker.app))
         with projections_running(tracker) if workers else nullcontext():
             console.print(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
-            uvicorn.run(create_app(tracker), host=host, port=port, log_level="info")
+            uvicorn.run(create_app(tracker), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
     console.print("Stopped.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,12 +22,17 @@ from api.graphql.errors import add_code
 from api.graphql.mutations import Mutation
 from api.graphql.schema import build_schema
 from api.limits import RequestLimits
+from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
+from api.timeline_tail import TimelineTail
 from projections.catalog import all_projections
 from projections.runner import VIEWS_CHANNEL
 
 VERSION = "0.1.0"
 HEALTH_TIMEOUT_SECONDS = 2.0
+SHUTDOWN_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
@@ -57,18 +63,32 @@ def create_app(tracker: Tracker) -> FastAPI:
         pool = await open_read_pool(tracker.database_url, size=tracker.settings.pool_size)
         listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL])
         await listener.start()
+        tail = TimelineTail(
+            lambda after, limit: pool.fetch(TAIL_SQL, after, limit),
+            listener.bell(VIEWS_CHANNEL),
+            convert=TimelineEntry.from_row,
+        )
+        await tail.start(head=await pool.fetchval("SELECT coalesce(max(position), 0) FROM timeline"))
         app.state.runtime = app_state["runtime"] = Runtime(
             tracker=tracker,
             pool=pool,
             listener=listener,
             tracking_tables=[p.tracking_table for p in all_projections()],
             events_channel=events_channel,
+            tail=tail,
         )
         try:
             yield
         finally:
+            await tail.stop()
             await listener.stop()
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), SHUTDOWN_SECONDS)
+            except TimeoutError:
+                # A subscription cancelled mid-query can leave a connection that never comes
+                # back to the pool; do not let it hold the process up.
+                log.warning("read pool did not close within %ss; terminating it", SHUTDOWN_SECONDS)
+                pool.terminate()
 
     async def context_getter(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
         runtime = app_state["runtime"]

@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The repo root replaces this folder on the path: bench/graphql.py must not shadow the graphql package.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
@@ -124,6 +125,7 @@ async def subscription_latency(address: str, token: str, app: RestorationApp, se
 
     tasks = [asyncio.create_task(subscriber()) for _ in range(subscribers)]
     await asyncio.wait_for(ready.wait(), 60)
+    print(f"  {subscribers} subscriptions open; writing {writes} events at {rate:g}/s", file=sys.stderr)
     await asyncio.sleep(0.5)
     for n in range(writes):
         recorded = await asyncio.to_thread(app.report_status, service, status="DEGRADED_PERFORMANCE",
@@ -167,7 +169,12 @@ def main() -> int:
                     f"127.0.0.1:{port}", token, app, ids[0], args.subscribers, args.writes, rate=20))
             finally:
                 server.terminate()
-                server.wait(timeout=30)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    print("the API server did not stop within 30 s of SIGTERM; killed it", file=sys.stderr)
+                    server.kill()
+                    server.wait()
         finally:
             app.close()
     ratio = graphql[0] / plain[0]

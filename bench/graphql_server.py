@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The repo root replaces this folder on the path: bench/graphql.py must not shadow the graphql package.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import uvicorn  # noqa: E402
 from fastapi import Request  # noqa: E402
@@ -42,7 +43,7 @@ def main() -> None:
                 for r in rows
             ])
 
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
 if __name__ == "__main__":

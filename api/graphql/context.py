@@ -15,6 +15,7 @@ from strawberry.types import Info
 from api.composition import Tracker
 from api.graphql.errors import ApiError, Code
 from api.listener import Listener
+from api.timeline_tail import TimelineTail
 from api.tokens import AUTHENTICATE_SQL, Role, token_hash
 from domain.errors import DomainError
 from projections.runner import VIEWS_CHANNEL
@@ -37,6 +38,7 @@ class Runtime:
     listener: Listener
     tracking_tables: list[str]
     events_channel: str
+    tail: TimelineTail
 
     async def wait_for_views(self, position: int | None) -> None:
         """Return once every view has reached ``position`` (read your writes).

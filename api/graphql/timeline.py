@@ -19,7 +19,6 @@ from strawberry.types import Info
 from api.graphql.context import AUDITORS, PUBLIC, Context, access, is_public_only
 from api.graphql.errors import ApiError, Code
 from projections.audit_chain import ChainReport, history_record, history_select, verify_chain
-from projections.runner import VIEWS_CHANNEL
 
 MAX_PAGE = 500
 LIVE_RECHECK_SECONDS = 5.0
@@ -154,6 +153,25 @@ async def timeline_page(
     )
 
 
+TAIL_SQL = """
+SELECT position, occurred_at, recorded_at, actor, reason, kind, summary, service_id, incident_id,
+       public, corrects, corrected_by, data
+FROM timeline WHERE position > $1 ORDER BY position LIMIT $2
+"""
+
+
+def _wanted(
+    entry: TimelineEntry, incident: str | None, services: list[str] | None, public_only: bool,
+    kinds: list[str] | None,
+) -> bool:
+    return (
+        (incident is None or entry.incident_id == incident)
+        and (services is None or entry.service_id in services)
+        and (not public_only or entry.public)
+        and (kinds is None or entry.kind in kinds)
+    )
+
+
 async def restoration_events(
     info: Info[Context, Any],
     after: int = 0,
@@ -161,29 +179,36 @@ async def restoration_events(
     incident_id: strawberry.ID | None = None,
     kinds: list[str] | None = None,
 ) -> AsyncGenerator[TimelineEntry, None]:
-    """Everything after ``after``, then live; no gap and no duplicate at the seam, because
-    both are the same query by position, woken by the views' doorbell."""
+    """Everything after ``after``, then live, with no gap and no duplicate at the seam:
+    both read by position, from the table while behind, then from the process's shared tail."""
     access(info, PUBLIC)
     runtime = info.context.runtime
+    tail = runtime.tail
     last = position_cursor(str(after))
     services = [uuid_arg("serviceIds", s) for s in service_ids] if service_ids else None
     incident = uuid_arg("incidentId", incident_id)
     public_only = is_public_only(info)
-    bell = runtime.listener.bell(VIEWS_CHANNEL)
+    wanted_incident = str(incident) if incident else None
+    wanted_services = [str(s) for s in services] if services else None
     while True:
-        ticket = bell.ticket()
-        rows = await runtime.pool.fetch(
-            TIMELINE_SQL, last, incident, services, public_only, kinds, MAX_PAGE
-        )
-        for row in rows:
-            entry = TimelineEntry.from_row(row)
+        ticket = tail.grew.ticket()
+        entries = tail.since(last)
+        if entries is None:  # further back than the tail reaches: read the table
+            rows = await runtime.pool.fetch(TIMELINE_SQL, last, incident, services, public_only, kinds, MAX_PAGE)
+            for row in rows:
+                last = row["position"]
+                yield TimelineEntry.from_row(row)
+            if not rows:  # nothing matching before the tail's reach: carry on from there
+                last = max(last, tail.floor)
+            continue
+        for entry in entries:  # the tail's entries, shared by every subscriber
             last = entry.position
-            yield entry
-        if len(rows) < MAX_PAGE:
-            try:
-                await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
-            except TimeoutError:
-                pass
+            if _wanted(entry, wanted_incident, wanted_services, public_only, kinds):
+                yield entry
+        try:
+            await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
+        except TimeoutError:
+            pass
 
 
 @strawberry.type

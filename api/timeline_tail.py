@@ -1,0 +1,88 @@
+"""The newest timeline rows, read once per process and shared by every live subscriber.
+
+With hundreds of subscriptions open, each reading the table on every doorbell would put
+hundreds of identical queries on the pool per event. Instead one task reads what is new
+and keeps the latest rows in memory; subscribers filter them there. A subscriber that is
+further behind than the buffer reaches (a replay, or a slow client) reads the table itself
+until it catches up. Positions only grow, so there is no gap and no duplicate either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from api.listener import Doorbell
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[int, int], Awaitable[Sequence[Any]]]
+"""Rows with position after the first argument, at most the second, in position order."""
+
+
+class TimelineTail:
+    def __init__(
+        self,
+        fetch: Fetch,
+        views_bell: Doorbell,
+        *,
+        convert: Callable[[Any], Any] = lambda row: row,
+        capacity: int = 10_000,
+        page: int = 500,
+        recheck_seconds: float = 5.0,
+    ) -> None:
+        self._fetch = fetch
+        self._convert = convert
+        self._views_bell = views_bell
+        self._rows: list[Any] = []
+        self._positions: list[int] = []
+        self.capacity = capacity
+        self.page = page
+        self.recheck_seconds = recheck_seconds
+        self.floor = 0
+        """The buffer holds every row with a position above this (and up to ``head``)."""
+        self.head = 0
+        self.grew = Doorbell()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, head: int) -> None:
+        self.floor = self.head = head
+        self._task = asyncio.create_task(self._run(), name="timeline-tail")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def since(self, position: int) -> list[Any] | None:
+        """Buffered rows after ``position``; None when the buffer does not reach that far back."""
+        if position < self.floor:
+            return None
+        return self._rows[bisect.bisect_right(self._positions, position):]
+
+    async def _run(self) -> None:
+        while True:
+            ticket = self._views_bell.ticket()
+            try:
+                rows = await self._fetch(self.head, self.page)
+            except Exception as error:  # the database is away: try again at the next ring
+                log.warning("timeline tail could not read (%s)", error)
+                rows = []
+            for row in rows:  # converted once here, not once per subscriber
+                self._rows.append(self._convert(row))
+                self._positions.append(row["position"])
+                self.head = row["position"]
+            if len(self._rows) > 2 * self.capacity:  # trim in bulk: lists bisect fast, deques do not
+                drop = len(self._rows) - self.capacity
+                self.floor = self._positions[drop - 1]
+                del self._rows[:drop], self._positions[:drop]
+            if rows:
+                self.grew.ring()
+            if len(rows) < self.page:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ticket.wait(), self.recheck_seconds)
