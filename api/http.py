@@ -65,10 +65,11 @@ def create_app(tracker: Tracker) -> FastAPI:
         await listener.start()
         tail = TimelineTail(
             lambda after, limit: pool.fetch(TAIL_SQL, after, limit),
+            lambda: pool.fetchval("SELECT coalesce(max(position), 0) FROM timeline"),
             listener.bell(VIEWS_CHANNEL),
             convert=TimelineEntry.from_row,
         )
-        await tail.start(head=await pool.fetchval("SELECT coalesce(max(position), 0) FROM timeline"))
+        await tail.start()
         app.state.runtime = app_state["runtime"] = Runtime(
             tracker=tracker,
             pool=pool,

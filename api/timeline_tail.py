@@ -22,12 +22,17 @@ log = logging.getLogger(__name__)
 
 Fetch = Callable[[int, int], Awaitable[Sequence[Any]]]
 """Rows with position after the first argument, at most the second, in position order."""
+Head = Callable[[], Awaitable[int]]
+"""The highest position there is now."""
+
+NOT_STARTED = 2**62
 
 
 class TimelineTail:
     def __init__(
         self,
         fetch: Fetch,
+        head: Head,
         views_bell: Doorbell,
         *,
         convert: Callable[[Any], Any] = lambda row: row,
@@ -36,6 +41,7 @@ class TimelineTail:
         recheck_seconds: float = 5.0,
     ) -> None:
         self._fetch = fetch
+        self._head = head
         self._convert = convert
         self._views_bell = views_bell
         self._rows: list[Any] = []
@@ -43,14 +49,14 @@ class TimelineTail:
         self.capacity = capacity
         self.page = page
         self.recheck_seconds = recheck_seconds
-        self.floor = 0
-        """The buffer holds every row with a position above this (and up to ``head``)."""
-        self.head = 0
+        self.floor = NOT_STARTED
+        """The buffer holds every row with a position above this (and up to ``head``);
+        until the tail has read the head once it holds nothing, and subscribers read the table."""
+        self.head = NOT_STARTED
         self.grew = Doorbell()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, head: int) -> None:
-        self.floor = self.head = head
+    async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="timeline-tail")
 
     async def stop(self) -> None:
@@ -69,6 +75,8 @@ class TimelineTail:
         while True:
             ticket = self._views_bell.ticket()
             try:
+                if self.head == NOT_STARTED:
+                    self.floor = self.head = await self._head()
                 rows = await self._fetch(self.head, self.page)
             except Exception as error:  # the database is away: try again at the next ring
                 log.warning("timeline tail could not read (%s)", error)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from asgi_lifespan import LifespanManager
 
-from api.composition import Tracker
+from api.composition import Tracker, prepare_read_side
 from api.config import Settings
 from api.database import create_database, drop_database, eventsourcing_env, with_database
 from api.http import create_app
@@ -28,6 +28,7 @@ async def serving(tracker: Tracker) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def tracker_for(app: RestorationApp, url: str) -> Tracker:
+    prepare_read_side(url)  # as open_tracker does
     return Tracker(settings=Settings.from_env({}), database_url=url, app=app)
 
 

@@ -15,9 +15,13 @@ async def test_the_tail_serves_what_it_holds_and_admits_what_it_dropped() -> Non
     async def fetch(after: int, limit: int) -> list[dict[str, Any]]:
         return [row for row in log if row["position"] > after][:limit]
 
+    async def head() -> int:
+        return 0
+
     bell = Doorbell()
-    tail = TimelineTail(fetch, bell, capacity=2, page=2, recheck_seconds=0.05)
-    await tail.start(head=0)
+    tail = TimelineTail(fetch, head, bell, capacity=2, page=2, recheck_seconds=0.05)
+    assert tail.since(0) is None  # nothing read yet: subscribers read the table
+    await tail.start()
     try:
         for _ in range(100):
             if tail.head == 12:
