@@ -62,9 +62,9 @@ class EventLog:
         ]
 
 
-def lock_key(projection: Projection) -> int:
-    """A stable 64-bit advisory lock key for the projection."""
-    digest = hashlib.sha256(f"restoration-projection:{projection.name}".encode()).digest()
+def lock_key(projection: Projection, purpose: str = "projection") -> int:
+    """A stable 64-bit advisory lock key for the projection (and purpose)."""
+    digest = hashlib.sha256(f"restoration-{purpose}:{projection.name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -75,8 +75,9 @@ def _use_schema(cursor: Cursor[Any], schema: str) -> None:
 def create_tables(connection: Connection[Any], projection: Projection, schema: str = LIVE_SCHEMA) -> None:
     """Create the projection's tables and tracking row in ``schema`` if they are missing."""
     with connection.transaction(), connection.cursor() as cursor:
-        # Serialise DDL: concurrent CREATE TABLE IF NOT EXISTS can still collide.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection),))
+        # Serialise DDL: concurrent CREATE TABLE IF NOT EXISTS can still collide. Not the
+        # worker's lock: the active worker holds that for as long as it runs.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection, "ddl"),))
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         _use_schema(cursor, schema)
         for statement in projection.create_statements():
@@ -163,6 +164,8 @@ def rebuild(
     half-built view. A worker running meanwhile keeps the live tables current and carries
     on from the rebuilt tables' position after the swap. Returns the position reached.
     """
+    if not projection.rebuildable:
+        raise ValueError(f"{projection.name} is a dispatcher, not a view: it cannot be rebuilt.")
     scratch = f"rebuild_{projection.name}"
     retired = f"retired_{projection.name}"
     with connection.transaction(), connection.cursor() as cursor:
@@ -240,6 +243,7 @@ class Worker:
         max_backoff_seconds: float = 10.0,
         batch_size: int = BATCH_SIZE,
         on_applied: Callable[[str, int], None] | None = None,
+        retry_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.url = url
         self.log = log_
@@ -248,6 +252,8 @@ class Worker:
         self.max_backoff_seconds = max_backoff_seconds
         self.batch_size = batch_size
         self.on_applied = on_applied
+        self.retry_on = (psycopg.OperationalError, *retry_on)
+        """Failures that are waited out and retried, like a lost database (e.g. a broker's)."""
         self.stopping = threading.Event()
         self.held: set[str] = set()
 
@@ -260,8 +266,8 @@ class Worker:
             try:
                 self._serve()
                 backoff = 0.2
-            except psycopg.OperationalError as error:
-                log.warning("projection worker lost the database (%s); retrying in %.1fs", error, backoff)
+            except self.retry_on as error:
+                log.warning("projection worker failed (%s); retrying in %.1fs", error, backoff)
                 self.held.clear()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_seconds)
