@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.timeline import Timeline
+from projections.webhook_outbox import WebhookOutbox
 
 
 def all_projections() -> list[Projection]:
-    return [Timeline()]
+    return [Timeline(), WebhookOutbox()]
 
 
 def projection_named(name: str) -> Projection:
