@@ -218,6 +218,40 @@ def webhooks_list(data_dir: DataDir = None) -> None:
                    + (f", DISABLED: {e.disabled_reason}" if e.disabled_at else ""))
 
 
+relay_cli = typer.Typer(help="Relay every event to a message broker, for large fan-out.", no_args_is_help=True)
+cli.add_typer(relay_cli, name="relay")
+
+
+@relay_cli.command("nats")
+def relay_nats(
+    nats_url: Annotated[str, typer.Option(envvar="NATS_URL", help="The NATS server.")] = "nats://127.0.0.1:4222",
+    stream: Annotated[str, typer.Option(help="JetStream stream (created if missing).")] = "RESTORATION_EVENTS",
+    subject_prefix: Annotated[str, typer.Option(help="Events go to PREFIX.<kind>.")] = "restoration.events",
+    data_dir: DataDir = None,
+) -> None:
+    """Publish every event to NATS JetStream until stopped (SIGTERM or Ctrl-C).
+
+    Each message's id is the event's position, so JetStream drops a repeat; the relay's own
+    position is tracked, so a restart resumes where it stopped. Run several: one relays, the
+    others stand by.
+    """
+    from api.composition import event_log, open_tracker
+    from api.relay import NatsRelayRunner
+
+    _configure_logging()
+    settings = _settings(data_dir)
+    console.print(f"Using {_where(settings)}; relaying to {nats_url} ({stream}, {subject_prefix}.<kind>).")
+    with open_tracker(settings) as tracker:
+        runner = NatsRelayRunner(tracker.database_url, event_log(tracker.app), nats_url=nats_url,
+                                 stream=stream, subject_prefix=subject_prefix)
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        try:
+            runner.run()
+        except KeyboardInterrupt:
+            runner.stop()
+    console.print("Stopped.")
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per webhook request

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = Provenance("ops@example.org")
 
 
-def test_help_lists_webhooks() -> None:
+def test_help_lists_webhooks_and_the_relay() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    assert "webhooks" in result.output
+    assert "webhooks" in result.output and "relay" in result.output
 
 
 def test_rebuild_leaves_the_outbox_alone(app: RestorationApp, database_url: str) -> None:
