@@ -191,10 +191,20 @@ def webhooks_send(
             tracker.database_url,
             schedule=RetrySchedule(first_seconds=first_retry_seconds, max_seconds=max_retry_seconds),
         )
+
+        def stop(*_: object) -> None:
+            if sender.stopping.is_set():
+                raise KeyboardInterrupt  # asked twice: stop now, requests in flight are sent again later
+            sender.stop()
+
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(stop_signal, lambda *_: sender.stop())
+            signal.signal(stop_signal, stop)
         console.print("Webhook sender running (Ctrl-C to stop).")
-        asyncio.run(sender.run())
+        try:
+            asyncio.run(sender.run())
+        except KeyboardInterrupt:
+            console.print("Stopped at once.")
+            return
     console.print("Stopped.")
 
 
