@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/write.py
+	$(BIN)/python bench/webhooks.py
 
 # Start the tracker on the embedded default, check /healthz answers, stop it (used by CI).
 smoke: $(STAMP)
