@@ -266,13 +266,19 @@ class WebhookSender:
         """Send deliveries in order until one fails; log them. True if the endpoint is now disabled."""
         delivered: list[Attempt] = []
         failed: Attempt | None = None
-        for item in pending:
-            attempt = await self._post(client, target, item)
-            if attempt.status_code is not None and 200 <= attempt.status_code < 300:
-                delivered.append(attempt)
-                continue
-            failed = attempt
-            break
+        try:
+            for item in pending:
+                attempt = await self._post(client, target, item)
+                if attempt.status_code is not None and 200 <= attempt.status_code < 300:
+                    delivered.append(attempt)
+                    continue
+                failed = attempt
+                break
+        except asyncio.CancelledError:  # stopping, or the endpoint was deleted: log what was sent
+            if delivered:
+                async with pool.connection() as connection:
+                    await record_attempts(connection, target.id, delivered, None, retry_at=None)
+            raise
         gone = failed is not None and failed.status_code == 410
         retry_at = None
         if failed is not None and not gone:
