@@ -60,15 +60,16 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[
         bool,
-        typer.Option("--workers/--no-workers", help="Run the projection workers in this process "
-                     "(use --no-workers when `restoration worker` runs separately)."),
+        typer.Option("--workers/--no-workers", help="Run the projection workers and the webhook sender "
+                     "in this process (use --no-workers when `restoration worker` and "
+                     "`restoration webhooks send` run separately)."),
     ] = True,
     data_dir: DataDir = None,
 ) -> None:
     """Run the tracker's web server until Ctrl-C."""
     import uvicorn
 
-    from api.composition import open_tracker, projections_running
+    from api.composition import open_tracker, projections_running, webhooks_sending
     from api.demo import load_demo
     from api.http import create_app
 
@@ -78,7 +79,8 @@ def serve(
     with open_tracker(settings) as tracker:
         if demo:
             _report_demo(load_demo(tracker.app))
-        with projections_running(tracker) if workers else nullcontext():
+        with projections_running(tracker) if workers else nullcontext(), \
+                webhooks_sending(tracker) if workers else nullcontext():
             console.print(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
             uvicorn.run(create_app(tracker), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
     console.print("Stopped.")
@@ -126,9 +128,14 @@ def rebuild(
     from projections.runner import rebuild_together
 
     try:
-        chosen = [projection_named(name)] if name else all_projections()
+        chosen = [projection_named(name)] if name else [p for p in all_projections() if p.rebuildable]
     except KeyError as error:
         raise typer.BadParameter(error.args[0], param_hint="NAME") from None
+    if not all(p.rebuildable for p in chosen):
+        raise typer.BadParameter(
+            f"{name} is a dispatcher (its rows are requests already sent), not a view; it is never rebuilt.",
+            param_hint="NAME",
+        )
     settings = _settings(data_dir)
     with open_tracker(settings) as tracker, psycopg.connect(tracker.database_url) as connection:
         columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
@@ -472,10 +479,110 @@ def export(
                 target.close()
     if out is not None:
         console.print(f"Wrote {written} events (to position {last}) to {out}.")
+webhooks_cli = typer.Typer(help="Webhooks: send the deliveries, list the endpoints.", no_args_is_help=True)
+cli.add_typer(webhooks_cli, name="webhooks")
+
+
+@webhooks_cli.command("send")
+def webhooks_send(
+    first_retry_seconds: Annotated[float, typer.Option(
+        envvar="RESTORATION_WEBHOOK_RETRY_FIRST_SECONDS", help="Delay before the first retry.")] = 5.0,
+    max_retry_seconds: Annotated[float, typer.Option(
+        envvar="RESTORATION_WEBHOOK_RETRY_MAX_SECONDS", help="Longest delay between retries.")] = 86400.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Post webhook deliveries until stopped (SIGTERM or Ctrl-C).
+
+    Run several: one sends, the others stand by to take over. Retries back off exponentially,
+    with jitter, up to --max-retry-seconds apart, and never give up while the endpoint exists.
+    """
+    import asyncio
+
+    from api.composition import open_tracker
+    from api.webhook_sender import RetrySchedule, WebhookSender
+
+    _configure_logging()
+    settings = _settings(data_dir)
+    console.print(f"Using {_where(settings)}.")
+    with open_tracker(settings) as tracker:
+        sender = WebhookSender(
+            tracker.database_url,
+            schedule=RetrySchedule(first_seconds=first_retry_seconds, max_seconds=max_retry_seconds),
+        )
+
+        def stop(*_: object) -> None:
+            if sender.stopping.is_set():
+                raise KeyboardInterrupt  # asked twice: stop now, requests in flight are sent again later
+            sender.stop()
+
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, stop)
+        console.print("Webhook sender running (Ctrl-C to stop).")
+        try:
+            asyncio.run(sender.run())
+        except KeyboardInterrupt:
+            console.print("Stopped at once.")
+            return
+    console.print("Stopped.")
+
+
+@webhooks_cli.command("list")
+def webhooks_list(data_dir: DataDir = None) -> None:
+    """Every webhook endpoint with its delivery statistics."""
+    import psycopg
+
+    from api.composition import open_tracker
+    from api.webhooks import list_webhooks
+
+    settings = _settings(data_dir)
+    with open_tracker(settings) as tracker, psycopg.connect(tracker.database_url) as connection:
+        endpoints = list_webhooks(connection)
+    if not endpoints:
+        typer.echo("No webhook endpoints.")
+    for e in endpoints:
+        typer.echo(f"{e.id}  {e.url}")
+        typer.echo(f"    delivered {e.delivered}, failed attempts {e.failed}, pending {e.pending}, "
+                   f"last status {e.last_status or '-'}"
+                   + (f", DISABLED: {e.disabled_reason}" if e.disabled_at else ""))
+
+
+relay_cli = typer.Typer(help="Relay every event to a message broker, for large fan-out.", no_args_is_help=True)
+cli.add_typer(relay_cli, name="relay")
+
+
+@relay_cli.command("nats")
+def relay_nats(
+    nats_url: Annotated[str, typer.Option(envvar="NATS_URL", help="The NATS server.")] = "nats://127.0.0.1:4222",
+    stream: Annotated[str, typer.Option(help="JetStream stream (created if missing).")] = "RESTORATION_EVENTS",
+    subject_prefix: Annotated[str, typer.Option(help="Events go to PREFIX.<kind>.")] = "restoration.events",
+    data_dir: DataDir = None,
+) -> None:
+    """Publish every event to NATS JetStream until stopped (SIGTERM or Ctrl-C).
+
+    Each message's id is the event's position, so JetStream drops a repeat; the relay's own
+    position is tracked, so a restart resumes where it stopped. Run several: one relays, the
+    others stand by.
+    """
+    from api.composition import event_log, open_tracker
+    from api.relay import NatsRelayRunner
+
+    _configure_logging()
+    settings = _settings(data_dir)
+    console.print(f"Using {_where(settings)}; relaying to {nats_url} ({stream}, {subject_prefix}.<kind>).")
+    with open_tracker(settings) as tracker:
+        runner = NatsRelayRunner(tracker.database_url, event_log(tracker.app), nats_url=nats_url,
+                                 stream=stream, subject_prefix=subject_prefix)
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        try:
+            runner.run()
+        except KeyboardInterrupt:
+            runner.stop()
+    console.print("Stopped.")
 
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per webhook request
 
 
 def _report_demo(loaded: bool) -> None:

@@ -13,6 +13,7 @@ import psycopg
 from api.config import Settings
 from api.database import database_url, eventsourcing_env
 from api.tokens import ensure_table as ensure_token_table
+from api.webhook_sender import run_webhook_sender
 from domain.application import RestorationApp
 from projections.catalog import all_projections
 from projections.runner import EventLog, Worker, create_tables
@@ -76,4 +77,20 @@ def projections_running(tracker: Tracker) -> Iterator[Worker]:
         yield worker
     finally:
         worker.stop()
+        thread.join(timeout=30)
+
+
+@contextmanager
+def webhooks_sending(tracker: Tracker) -> Iterator[threading.Event]:
+    """Post webhook deliveries from a background thread for the duration of the block (the
+    retry schedule comes from RESTORATION_WEBHOOK_RETRY_FIRST_SECONDS / _MAX_SECONDS)."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_webhook_sender, args=(tracker.database_url, stop), name="webhook-sender", daemon=True
+    )
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
         thread.join(timeout=30)

@@ -63,6 +63,10 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     """Every table this projection owns (not counting its tracking table)."""
 
+    rebuildable: ClassVar[bool] = True
+    """False for a dispatcher, whose rows record work done outside the database (requests
+    sent, messages published) or configuration: rebuilding would lose it, or do it all again."""
+
     @abstractmethod
     def create_statements(self) -> list[str]:
         """``CREATE TABLE IF NOT EXISTS`` / ``CREATE INDEX IF NOT EXISTS`` statements."""

@@ -11,6 +11,7 @@ from projections.obligations import Obligations
 from projections.progress import RestorationProgress
 from projections.services import ServicesView
 from projections.timeline import Timeline
+from projections.webhook_outbox import WebhookOutbox
 
 
 def all_projections() -> list[Projection]:
@@ -23,6 +24,7 @@ def all_projections() -> list[Projection]:
         CommunicationCadence(),
         Intervals(),
         AuditChain.from_env(),
+        WebhookOutbox(),
     ]
 
 

@@ -64,9 +64,9 @@ class EventLog:
         return [Envelope(position, self.decode(event), event) for position, event in stored]
 
 
-def lock_key(projection: Projection) -> int:
-    """A stable 64-bit advisory lock key for the projection."""
-    digest = hashlib.sha256(f"restoration-projection:{projection.name}".encode()).digest()
+def lock_key(projection: Projection, purpose: str = "projection") -> int:
+    """A stable 64-bit advisory lock key for the projection (and purpose)."""
+    digest = hashlib.sha256(f"restoration-{purpose}:{projection.name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -77,8 +77,9 @@ def _use_schema(cursor: Cursor[Any], schema: str) -> None:
 def create_tables(connection: Connection[Any], projection: Projection, schema: str = LIVE_SCHEMA) -> None:
     """Create the projection's tables and tracking row in ``schema`` if they are missing."""
     with connection.transaction(), connection.cursor() as cursor:
-        # Serialise DDL: concurrent CREATE TABLE IF NOT EXISTS can still collide.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection),))
+        # Serialise DDL: concurrent CREATE TABLE IF NOT EXISTS can still collide. Not the
+        # worker's lock: the active worker holds that for as long as it runs.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection, "ddl"),))
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         _use_schema(cursor, schema)
         for statement in projection.create_statements():
@@ -210,6 +211,9 @@ def rebuild_together(
     Each batch of events is read and decoded once for all of them: that is about a third of
     the time a rebuild of the timeline alone takes, paid once instead of once per projection.
     """
+    for projection in projections:
+        if not projection.rebuildable:
+            raise ValueError(f"{projection.name} is a dispatcher, not a view: it cannot be rebuilt.")
     scratch = [(projection, f"rebuild_{projection.name}") for projection in projections]
     for projection, schema in scratch:
         _drop_schema(connection, schema)
@@ -287,6 +291,7 @@ class Worker:
         max_backoff_seconds: float = 10.0,
         batch_size: int = BATCH_SIZE,
         on_applied: Callable[[str, int], None] | None = None,
+        retry_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.url = url
         self.log = log_
@@ -295,6 +300,8 @@ class Worker:
         self.max_backoff_seconds = max_backoff_seconds
         self.batch_size = batch_size
         self.on_applied = on_applied
+        self.retry_on = (psycopg.OperationalError, *retry_on)
+        """Failures that are waited out and retried, like a lost database (e.g. a broker's)."""
         self.stopping = threading.Event()
         self.held: set[str] = set()
 
@@ -307,8 +314,8 @@ class Worker:
             try:
                 self._serve()
                 backoff = 0.2
-            except psycopg.OperationalError as error:
-                log.warning("projection worker lost the database (%s); retrying in %.1fs", error, backoff)
+            except self.retry_on as error:
+                log.warning("projection worker failed (%s); retrying in %.1fs", error, backoff)
                 self.held.clear()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_seconds)

@@ -9,8 +9,7 @@ from uuid import UUID
 from psycopg import Cursor
 from psycopg.types.json import Jsonb
 
-from domain.incident import Incident
-from domain.service import Service
+from projections.audience import Subject, about, as_uuid, is_public, subject_set
 from projections.base import Envelope, Projection, event_data
 
 
@@ -52,23 +51,27 @@ class Timeline(Projection):
             "SELECT id, name, resident_facing FROM timeline_subjects WHERE id = ANY(%s)",
             (list(_named_subjects(batch)),),
         )
-        subjects: dict[UUID, tuple[str, bool]] = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-        new_subjects: dict[UUID, tuple[str, bool]] = {}
+        subjects: dict[UUID, Subject] = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+        new_subjects: dict[UUID, Subject] = {}
         in_batch: dict[tuple[UUID, int], tuple[int, bool]] = {}
         rows = []
         corrected_by: dict[int, int] = {}
+
+        def resident_facing(service_id: UUID) -> bool:
+            return subjects.get(service_id, ("", False))[1]
+
         for envelope in batch:
             event = envelope.event
-            subject = _subject(event)
+            subject = subject_set(envelope, subjects)
             if subject is not None:
                 subjects[envelope.originator_id] = new_subjects[envelope.originator_id] = subject
-            service_id, incident_id = _about(envelope)
+            service_id, incident_id = about(envelope)
             corrects = None
             if envelope.kind == "Corrected":
                 corrects, public = _corrected(cursor, in_batch, envelope.originator_id, event.corrects_version)
                 corrected_by[corrects] = envelope.position  # the latest correction wins
             else:
-                public = _is_public(envelope, subjects, service_id)
+                public = is_public(envelope, service_id, resident_facing)
             in_batch[(envelope.originator_id, envelope.version)] = (envelope.position, public)
             rows.append((
                 envelope.position, envelope.originator_id, envelope.version, envelope.occurred_at,
@@ -106,49 +109,8 @@ def _named_subjects(batch: Sequence[Envelope]) -> set[UUID]:
         for field in ("service_id", "depends_on_id"):
             key = getattr(envelope.event, field, None)
             if key:
-                named.add(_uuid(key))
+                named.add(as_uuid(key))
     return named
-
-
-def _uuid(key: Any) -> UUID:
-    return key if isinstance(key, UUID) else UUID(str(key))
-
-
-def _subject(event: Any) -> tuple[str, bool] | None:
-    """A service's or incident's name and audience, when this event sets them."""
-    if isinstance(event, Service.Registered):
-        return event.name, event.resident_facing
-    if isinstance(event, Incident.Declared):
-        return event.title, True
-    return None
-
-
-def _about(envelope: Envelope) -> tuple[UUID | None, UUID | None]:
-    """(service id, incident id) the event is about."""
-    event = envelope.event
-    service_id = getattr(event, "service_id", None)
-    if isinstance(event, Service.Event):
-        return envelope.originator_id, getattr(event, "incident_id", None)
-    if isinstance(event, Incident.Event):
-        return service_id, envelope.originator_id
-    return service_id, None
-
-
-PRIVATE_KINDS = frozenset({
-    "ImpactRecorded", "AwarenessRecorded", "RegulatorNotified", "NotificationDecisionRecorded",
-    "DependencyAdded", "DependencyRemoved", "Started",
-})
-
-
-def _is_public(envelope: Envelope, subjects: dict[UUID, tuple[str, bool]], service_id: UUID | None) -> bool:
-    event = envelope.event
-    if envelope.kind in PRIVATE_KINDS:
-        return False
-    if envelope.kind == "UpdatePosted":
-        return event.audience == "PUBLIC"
-    if service_id is not None:
-        return subjects.get(service_id, ("", False))[1]
-    return True  # incident declared or closed
 
 
 def _corrected(
@@ -168,13 +130,13 @@ def _corrected(
     return int(row[0]), bool(row[1])
 
 
-def summarise(envelope: Envelope, subjects: dict[UUID, tuple[str, bool]]) -> str:
+def summarise(envelope: Envelope, subjects: dict[UUID, Subject]) -> str:
     """One line a person can read in a list."""
     event = envelope.event
     kind = envelope.kind
 
     def name(key: Any) -> str:
-        return subjects.get(_uuid(key), (str(key), False))[0] if key else "?"
+        return subjects.get(as_uuid(key), (str(key), False))[0] if key else "?"
 
     own = name(envelope.originator_id)
     if kind == "Registered":
