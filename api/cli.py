@@ -229,6 +229,43 @@ def state(
     Console().print(table)
 
 
+@cli.command("export-site")
+def export_site(
+    directory: Annotated[Path, typer.Argument(help="Where to write index.html, status.json and feed.atom "
+                                              "(created if missing; files there are replaced).")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="Where the files will be published; the feed and status.json link to it "
+                     "(default: RESTORATION_PUBLIC_URL)."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write the public status page, status.json and the Atom feed as files.
+
+    For hosting outside a compromised estate: copy the directory to any static web host. The
+    views they come from are brought up to date with the event log first.
+    """
+    import asyncio
+
+    import psycopg
+
+    from api.composition import event_log, open_tracker
+    from api.status_site import Site, catch_up_public_views, render_from
+
+    settings = _settings(data_dir)
+    site = Site(settings.site_name, url or settings.public_url)
+    with open_tracker(settings) as tracker:
+        with psycopg.connect(tracker.database_url) as connection:
+            position = catch_up_public_views(connection, event_log(tracker.app))
+        documents = asyncio.run(render_from(tracker.database_url, site, datetime.now(timezone.utc)))
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.files().items():
+        partial = directory / f".{name}.partial"
+        partial.write_bytes(document.body)
+        partial.replace(directory / name)  # a host syncing the directory never sees half a file
+    console.print(f"Wrote {', '.join(documents.files())} to {directory} (as of position {position}) for {site.url}")
+
+
 @cli.command()
 def demo(data_dir: DataDir = None) -> None:
     """Load the 2022 cyber-attack scenario (does nothing if it is already loaded)."""

@@ -14,6 +14,10 @@ class Settings:
     data_dir: Path
     environment: str
     pool_size: int
+    site_name: str = "Service status"
+    """The public status page's name, e.g. 'Clarion Housing: service status'."""
+    public_url: str = "http://127.0.0.1:8000/"
+    """Where the public status page is published (its feed and status.json link to it)."""
 
     @property
     def production(self) -> bool:
@@ -27,4 +31,6 @@ class Settings:
             data_dir=Path(env.get("RESTORATION_DATA_DIR", ".restoration")),
             environment=env.get("RESTORATION_ENV", "development"),
             pool_size=int(env.get("RESTORATION_POOL_SIZE", "5")),
+            site_name=env.get("RESTORATION_SITE_NAME", cls.site_name),
+            public_url=env.get("RESTORATION_PUBLIC_URL", cls.public_url),
         )

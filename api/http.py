@@ -1,4 +1,4 @@
-"""The HTTP application: health, GraphQL (queries, mutations, subscriptions)."""
+"""The HTTP application: health, GraphQL (queries, mutations, subscriptions), the public status page."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from api.limits import RequestLimits
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
 from api.timeline_tail import TimelineTail
+from api.status_page import PublicDocuments, status_router
+from api.status_site import Site
 from projections.catalog import all_projections
 from projections.runner import VIEWS_CHANNEL
 
@@ -128,6 +130,15 @@ def create_app(tracker: Tracker) -> FastAPI:
             pool=lambda request: app_state["runtime"].pool,
             decode=tracker.app.mapper.to_domain_event,
             events_table=events_table,
+        )
+    )
+
+    app.state.public_documents = PublicDocuments(Site(tracker.settings.site_name, tracker.settings.public_url))
+    app.include_router(
+        status_router(
+            app.state.public_documents,
+            pool=lambda request: app_state["runtime"].pool,
+            doorbell=lambda request: app_state["runtime"].listener.bell(VIEWS_CHANNEL),
         )
     )
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,14 +21,13 @@ from pathlib import Path
 # The repo root replaces this folder on the path: bench/graphql.py must not shadow the graphql package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
 import websockets  # noqa: E402
 
 from api.database import eventsourcing_env  # noqa: E402
 from api.demo import load_demo  # noqa: E402
 from api.tokens import Role, create_token  # noqa: E402
-from bench.common import fresh_database, report  # noqa: E402
+from bench.common import HttpRequest, api_server, fresh_database, load, report  # noqa: E402
 from domain.application import RestorationApp  # noqa: E402
 from domain.values import Provenance, Status  # noqa: E402
 
@@ -51,49 +47,6 @@ def populate(app: RestorationApp, extra_services: int) -> list[object]:
         app.publish_workaround(service, channel="Phone", instructions="Call the service desk.", provenance=OPS)
         ids.append(service)
     return ids
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_ready(base: str, url: str, head: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200 and views_reached(url) >= head:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the API did not become ready")
-
-
-def views_reached(url: str) -> int:
-    with psycopg.connect(url) as connection:
-        return connection.execute("SELECT min(position) FROM (SELECT position FROM services_tracking "
-                                  "UNION ALL SELECT position FROM timeline_tracking) t").fetchone()[0]
-
-
-async def load(base: str, request: dict[str, object], concurrency: int, seconds: float) -> tuple[float, float]:
-    """(requests/s, p99 ms) for one kind of request, ``concurrency`` clients for ``seconds``."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        async def client_loop() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                reply = await client.request(**request)  # type: ignore[arg-type]
-                reply.raise_for_status()
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, statistics.quantiles(latencies, n=100)[98] * 1000
 
 
 async def subscription_latency(address: str, token: str, app: RestorationApp, service: object,
@@ -125,7 +78,6 @@ async def subscription_latency(address: str, token: str, app: RestorationApp, se
 
     tasks = [asyncio.create_task(subscriber()) for _ in range(subscribers)]
     await asyncio.wait_for(ready.wait(), 60)
-    print(f"  {subscribers} subscriptions open; writing {writes} events at {rate:g}/s", file=sys.stderr)
     await asyncio.sleep(0.5)
     for n in range(writes):
         recorded = await asyncio.to_thread(app.report_status, service, status="DEGRADED_PERFORMANCE",
@@ -152,39 +104,25 @@ def main() -> int:
             ids = populate(app, args.services)
             with psycopg.connect(url) as connection:
                 _, token = create_token(connection, name="bench", role=Role.VIEWER)
-            port = free_port()
-            server = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("graphql_server.py")), str(port)],
-                env={**os.environ, "DATABASE_URL": url, "RESTORATION_POOL_SIZE": "10"},
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                wait_until_ready(base, url, app.head_position())
-                headers = {"Authorization": f"Bearer {token}"}
-                graphql = asyncio.run(load(base, {"method": "POST", "url": "/graphql", "headers": headers,
-                                                  "json": {"query": DASHBOARD}}, args.concurrency, args.seconds))
-                plain = asyncio.run(load(base, {"method": "GET", "url": "/bench/services.json"},
+            with api_server(url, app.head_position()) as address:
+                body = json.dumps({"query": DASHBOARD}).encode()
+                dashboard = HttpRequest("POST", "/graphql", {"authorization": f"Bearer {token}",
+                                                             "content-type": "application/json"}, body)
+                graphql = asyncio.run(load(address, dashboard, args.concurrency, args.seconds))
+                plain = asyncio.run(load(address, HttpRequest("GET", "/bench/services.json"),
                                          args.concurrency, args.seconds))
                 p50, p99, deliveries = asyncio.run(subscription_latency(
-                    f"127.0.0.1:{port}", token, app, ids[0], args.subscribers, args.writes, rate=20))
-            finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    print("the API server did not stop within 30 s of SIGTERM; killed it", file=sys.stderr)
-                    server.kill()
-                    server.wait()
+                    address, token, app, ids[0], args.subscribers, args.writes, rate=20))
         finally:
             app.close()
-    ratio = graphql[0] / plain[0]
+    ratio = graphql.per_second / plain.per_second
     report(
         f"GraphQL (bench/graphql.py): {args.services + 9} services, {args.concurrency} concurrent clients",
         [
-            ("plain FastAPI JSON route (baseline)", plain[0], "req/s"),
-            ("  p99", plain[1], "ms"),
-            ("GraphQL dashboard query", graphql[0], "req/s"),
-            ("  p99", graphql[1], "ms"),
+            ("plain FastAPI JSON route (baseline)", plain.per_second, "req/s"),
+            ("  p99", plain.p99_ms, "ms"),
+            ("GraphQL dashboard query", graphql.per_second, "req/s"),
+            ("  p99", graphql.p99_ms, "ms"),
             ("ratio (target >= 0.5)", ratio, ""),
             (f"subscription latency p50 ({args.subscribers} subscribers)", p50, "ms"),
             ("subscription latency p99 (target <= 100)", p99, "ms"),

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 import uvicorn
+from fastapi import FastAPI
 from httpx_ws.transport import ASGIWebSocketTransport
 
 from api.composition import Tracker, prepare_read_side, projections_running
@@ -29,6 +30,7 @@ class Api:
     client: httpx.AsyncClient
     app: RestorationApp
     url: str
+    http_app: FastAPI
     tokens: dict[Role, str] = field(default_factory=dict)
 
     def token(self, role: Role) -> str:
@@ -64,7 +66,7 @@ async def running_api(app: RestorationApp, url: str, *, environment: str = "test
         async with http_app.router.lifespan_context(http_app):
             transport = ASGIWebSocketTransport(app=http_app)
             async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
-                yield Api(client=client, app=app, url=url)
+                yield Api(client=client, app=app, url=url, http_app=http_app)
 
 
 async def caught_up(api: Api) -> None:

@@ -53,6 +53,10 @@ class Runtime:
             ticket = bell.ticket()
             reached = await self.pool.fetchval(self._min_tracked_sql())
             if reached is not None and reached >= position:
+                # The NOTIFY that announced this may reach the listener a moment after the
+                # tables show it; ring now, so this process's caches (the status page) check
+                # again when the writer reads next.
+                bell.ring()
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:

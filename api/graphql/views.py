@@ -7,7 +7,6 @@ fields (``dependsOn``, ``blockedBy``) never cost a query per item.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -30,6 +29,7 @@ from api.graphql.enums import (
 )
 from api.graphql.errors import ApiError, Code
 from api.graphql.timeline import LIVE_RECHECK_SECONDS, TimelineConnection, timeline_page
+from api.sql import asyncpg_named, asyncpg_sql
 from projections import cadence as cadence_view
 from projections.runner import VIEWS_CHANNEL
 from projections import incidents as incidents_view
@@ -237,20 +237,6 @@ async def service_changes(info: Info[Context, Any], ids: list[UUID] | None) -> A
             await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
         except TimeoutError:
             pass
-
-
-def asyncpg_sql(query: str) -> str:
-    """The read models' queries use psycopg's ``%s``; asyncpg numbers its parameters."""
-    parts = query.split("%s")
-    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
-
-
-def asyncpg_named(query: str, parameters: dict[str, Any]) -> tuple[str, list[Any]]:
-    """A query with psycopg's ``%(name)s`` parameters, numbered for asyncpg, and its arguments."""
-    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
-    for n, name in enumerate(names, start=1):
-        query = query.replace(f"%({name})s", f"${n}")
-    return query, [parameters[name] for name in names]
 
 
 async def services_at(info: Info[Context, Any], as_of: datetime | None, known_at: datetime | None) -> ServiceCatalogue:
