@@ -1,4 +1,4 @@
-"""The HTTP application: health, GraphQL (queries, mutations, subscriptions)."""
+"""The HTTP application: health, GraphQL (queries, mutations, subscriptions), the dashboard."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
 from api.audit_http import audit_router
+from api.dashboard import dashboard_router
 from api.graphql.context import AUDITORS, Context, Runtime, authenticate
 from api.graphql.errors import add_code
 from api.graphql.mutations import Mutation
@@ -109,6 +110,8 @@ def create_app(tracker: Tracker) -> FastAPI:
             events_table=events_table,
         )
     )
+
+    app.include_router(dashboard_router())
 
     @app.get("/healthz", summary="Is the tracker up and its event store reachable?")
     async def healthz() -> JSONResponse:
