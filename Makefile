@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 8000
 
-.PHONY: run test bench smoke schema install clean
+.PHONY: run test bench smoke schema install browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -22,8 +22,21 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/restoration serve --demo --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium (never a downloaded browser). Install it when it is
+# missing and this machine lets us (root with apt-get); otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	      || echo "Could not install chromium; the browser tests will be skipped."; \
+	  else \
+	    echo "chromium is not installed and cannot be installed here (needs root and apt-get);" \
+	      "the browser tests will be skipped."; \
+	  fi; }
 
 bench: $(STAMP)
 	$(BIN)/python bench/write.py

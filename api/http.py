@@ -1,4 +1,5 @@
-"""The HTTP application: health, GraphQL (queries, mutations, subscriptions), the public status page."""
+"""The HTTP application: health, GraphQL (queries, mutations, subscriptions), the public status
+page and feeds, the operations dashboard, and the auditors' export."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
 from api.audit_http import audit_router
+from api.dashboard import dashboard_router
 from api.graphql.context import AUDITORS, Context, Runtime, authenticate
 from api.graphql.errors import add_code
 from api.graphql.mutations import Mutation
@@ -141,6 +143,7 @@ def create_app(tracker: Tracker) -> FastAPI:
             doorbell=lambda request: app_state["runtime"].listener.bell(VIEWS_CHANNEL),
         )
     )
+    app.include_router(dashboard_router())
 
     @app.get("/healthz", summary="Is the tracker up and its event store reachable?")
     async def healthz() -> JSONResponse:
