@@ -151,13 +151,18 @@ OPERATIONS: list[tuple[str, str, dict[str, Any], tuple[Role | None, ...]]] = [
      (OPERATOR, ADMIN)),
     ("recordImpact", "mutation($i: RecordImpactInput!) { recordImpact(input: $i) { position } }",
      {"i": {"incidentId": str(DEMO_INCIDENT_ID), "residentsAffected": 350001}}, (OPERATOR, ADMIN)),
+    ("webhooks", "query { webhooks { url } }", {}, (ADMIN,)),
+    ("createWebhook", "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { secret } }",
+     {"i": {"url": "http://127.0.0.1:9/hook-{n}"}}, (ADMIN,)),
 ]
 
 
 @pytest.mark.parametrize(("name", "query", "variables", "allowed"), OPERATIONS, ids=[o[0] for o in OPERATIONS])
 async def test_every_operation_for_every_role(
-    demo: RestorationApp, database_url: str, name: str, query: str, variables: dict[str, Any], allowed: tuple[Role | None, ...]
+    demo: RestorationApp, database_url: str, name: str, query: str, variables: dict[str, Any],
+    allowed: tuple[Role | None, ...], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("RESTORATION_WEBHOOK_ALLOW_PRIVATE", "1")
     slugs = {"website": str(demo.service_by_slug("website").id), "telephony": str(demo.service_by_slug("telephony").id)}
     async with running_api(demo, database_url) as api:
         await caught_up(api)
@@ -197,3 +202,28 @@ async def test_services_as_of_a_moment_and_as_known_then(demo: RestorationApp, d
         assert before_loading["services"] == []
         bad = await api.gql(query, {"asOf": "2022-07-01T12:00:00"}, role=Role.VIEWER)
         assert bad["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+
+async def test_admins_create_list_and_delete_webhooks(
+    demo: RestorationApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESTORATION_WEBHOOK_ALLOW_PRIVATE", "1")  # the receiver would be on loopback
+    create = """mutation($i: CreateWebhookInput!) { createWebhook(input: $i) {
+      secret webhook { id url kinds publicOnly pending } } }"""
+    async with running_api(demo, database_url) as api:
+        created = (await api.ok(create, {"i": {"url": "http://127.0.0.1:9/ivr", "kinds": ["StatusReported"],
+                                               "publicOnly": True}}, role=Role.ADMIN))["createWebhook"]
+        assert created["secret"].startswith("whsec_")
+        assert created["webhook"]["kinds"] == ["StatusReported"] and created["webhook"]["publicOnly"]
+        listed = (await api.ok("query { webhooks { id url } }", role=Role.ADMIN))["webhooks"]
+        assert listed == [{"id": created["webhook"]["id"], "url": "http://127.0.0.1:9/ivr"}]
+        assert "secret" not in str(listed)
+
+        bad = await api.gql(create, {"i": {"url": "ftp://example.org/x"}}, role=Role.ADMIN)
+        assert bad["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+        delete = "mutation($i: DeleteWebhookInput!) { deleteWebhook(input: $i) { id } }"
+        await api.ok(delete, {"i": {"id": created["webhook"]["id"]}}, role=Role.ADMIN)
+        assert (await api.ok("query { webhooks { id } }", role=Role.ADMIN))["webhooks"] == []
+        missing = await api.gql(delete, {"i": {"id": created["webhook"]["id"]}}, role=Role.ADMIN)
+        assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"

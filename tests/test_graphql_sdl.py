@@ -16,6 +16,6 @@ def test_the_contracts_names_are_there() -> None:
         "declareIncident(", "registerService(", "addDependency(", "removeDependency(", "reportStatus(",
         "setEta(", "clearEta(", "publishWorkaround(", "withdrawWorkaround(", "postUpdate(", "recordImpact(",
         "recordAwareness(", "recordRegulatorNotification(", "recordNotificationDecision(", "correctEvent(",
-        "closeIncident(", "restorationEvents(", "etaSlipSeconds", "blockedBy", "percentRestored",
+        "closeIncident(", "createWebhook(", "deleteWebhook(", "restorationEvents(", "serviceChanged(", "etaSlipSeconds", "blockedBy", "percentRestored",
     ):
         assert name in text, name

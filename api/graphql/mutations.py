@@ -22,6 +22,7 @@ from api.graphql.enums import (
     Severity,
     Status,
 )
+from api.graphql import webhooks
 from api.graphql.errors import ApiError, Code
 from api.graphql.timeline import uuid_arg
 from api.graphql.views import Incident, Service, load_incident, load_service
@@ -337,6 +338,14 @@ class Mutation:
             info, input, _app(info).close_incident, _uuid("incidentId", input.incident_id), summary=input.summary
         )
         return await _incident_payload(info, recorded)
+
+    @strawberry.mutation(description="Admins: a signed webhook endpoint; its secret is shown only in this reply.")
+    async def create_webhook(self, info: Info[Context, Any], input: webhooks.CreateWebhookInput) -> webhooks.CreateWebhookPayload:
+        return await webhooks.create_webhook(info, input)
+
+    @strawberry.mutation(description="Admins: stop delivering to an endpoint.")
+    async def delete_webhook(self, info: Info[Context, Any], input: webhooks.DeleteWebhookInput) -> webhooks.DeleteWebhookPayload:
+        return await webhooks.delete_webhook(info, input)
 
     @strawberry.mutation
     async def correct_event(self, info: Info[Context, Any], input: CorrectEventInput) -> CorrectionPayload:

@@ -23,6 +23,7 @@ from strawberry.types import Info
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from api.graphql import timeline, views
+from api.graphql import webhooks as webhooks_api
 from api.graphql.enums import Status
 from api.graphql.context import Context
 from api.graphql.errors import add_code, should_mask
@@ -102,6 +103,10 @@ class Query:
         self, info: Info[Context, Any], after: int = 0, first: int | None = None
     ) -> list[timeline.EventRecord]:
         return await timeline.event_records(info, after, first)
+
+    @strawberry.field(description="Webhook endpoints with delivery statistics (admins only).")
+    async def webhooks(self, info: Info[Context, Any]) -> list[webhooks_api.Webhook]:
+        return await webhooks_api.list_webhooks(info)
 
     @strawberry.field(description="Verify the hash chain now (auditors only).")
     async def audit_report(self, info: Info[Context, Any]) -> timeline.AuditReport:
