@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/statuspage.py
+	$(BIN)/python bench/graphql.py
 
 # Start the tracker on the embedded default, check /healthz answers, stop it (used by CI).
 smoke: $(STAMP)
