@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 import psycopg
 
+from api.background import in_background
 from api.config import Settings
 from api.database import database_url, eventsourcing_env
 from api.tokens import ensure_table as ensure_token_table
@@ -71,13 +72,8 @@ def projection_worker(tracker: Tracker) -> Worker:
 def projections_running(tracker: Tracker) -> Iterator[Worker]:
     """Keep every projection current in a background thread for the duration of the block."""
     worker = projection_worker(tracker)
-    thread = threading.Thread(target=worker.run, name="projection-worker", daemon=True)
-    thread.start()
-    try:
+    with in_background(worker.run, worker.stop, name="projection-worker"):
         yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
 
 
 @contextmanager
@@ -85,12 +81,5 @@ def webhooks_sending(tracker: Tracker) -> Iterator[threading.Event]:
     """Post webhook deliveries from a background thread for the duration of the block (the
     retry schedule comes from RESTORATION_WEBHOOK_RETRY_FIRST_SECONDS / _MAX_SECONDS)."""
     stop = threading.Event()
-    thread = threading.Thread(
-        target=run_webhook_sender, args=(tracker.database_url, stop), name="webhook-sender", daemon=True
-    )
-    thread.start()
-    try:
+    with in_background(lambda: run_webhook_sender(tracker.database_url, stop), stop.set, name="webhook-sender"):
         yield stop
-    finally:
-        stop.set()
-        thread.join(timeout=30)

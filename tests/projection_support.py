@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from threading import Thread
 from uuid import UUID
 
 import psycopg
@@ -15,6 +14,7 @@ from eventsourcing.utils import get_topic
 
 from api.composition import event_log
 from api.demo import DEMO_INCIDENT_ID, load_demo, when
+from api.background import in_background
 from domain.application import RestorationApp
 from domain.incident import Incident
 from domain.values import Provenance
@@ -41,13 +41,8 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
 @contextmanager
 def running_worker(url: str, app: RestorationApp, projections: list[Projection], **options: object) -> Iterator[Worker]:
     worker = Worker(url, log_of(app), projections, **options)  # type: ignore[arg-type]
-    thread = Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
+    with in_background(worker.run, worker.stop, name="test-worker"):
         yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
 
 
 def build(url: str, app: RestorationApp, projection: Projection) -> None:

@@ -9,7 +9,7 @@ import pytest
 from api.demo import DEMO_INCIDENT_ID, load_demo
 from api.tokens import Role
 from domain.application import RestorationApp
-from tests.graphql_support import Api, caught_up, running_api
+from tests.graphql_support import caught_up, running_api
 
 DASHBOARD = """query { services { slug name status phase residentFacing
   eta { expectedAt confidence } etaSlipSeconds workarounds { channel contact }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from uuid import uuid4
@@ -17,6 +16,7 @@ from nats.js.api import StreamConfig
 
 from api.demo import load_demo
 from api.relay import BrokerUnavailable, NatsRelayRunner
+from api.background import in_background
 from domain.application import RestorationApp
 from domain.values import Provenance
 from projections.messages import Message
@@ -103,13 +103,8 @@ def relaying(database_url: str, app: RestorationApp, stream: Stream, *, fail_aft
             raise BrokerUnavailable("simulated crash between publishing and committing")
 
     runner.relay.publish = recording
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    try:
+    with in_background(runner.run, runner.stop, name="test-relay"):
         yield published
-    finally:
-        runner.stop()
-        thread.join(timeout=30)
 
 
 def test_every_event_is_published_once_on_its_kind_and_a_restart_resumes(

@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from api.webhook_sender import RetrySchedule, WebhookSender
+from api.background import in_background
 
 FAST_RETRIES = RetrySchedule(first_seconds=0.05, factor=2.0, max_seconds=0.2, jitter=0.5)
 
@@ -113,10 +114,5 @@ def receiving(port: int | None = None, *, start: bool = True) -> Iterator[Receiv
 def sending(database_url: str, **options: Any) -> Iterator[WebhookSender]:
     """A sender in a thread, with fast retries; stopped and joined on exit."""
     sender = WebhookSender(database_url, **{"schedule": FAST_RETRIES, "sweep_seconds": 0.2, **options})
-    thread = threading.Thread(target=asyncio.run, args=(sender.run(),), daemon=True)
-    thread.start()
-    try:
+    with in_background(lambda: asyncio.run(sender.run()), sender.stop, name="test-sender"):
         yield sender
-    finally:
-        sender.stop()
-        thread.join(timeout=30)
