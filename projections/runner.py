@@ -290,7 +290,6 @@ class Worker:
         heartbeat_seconds: float = 1.0,
         max_backoff_seconds: float = 10.0,
         batch_size: int = BATCH_SIZE,
-        on_applied: Callable[[str, int], None] | None = None,
         retry_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.url = url
@@ -299,7 +298,6 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.batch_size = batch_size
-        self.on_applied = on_applied
         self.retry_on = (psycopg.OperationalError, *retry_on)
         """Failures that are waited out and retried, like a lost database (e.g. a broker's)."""
         self.stopping = threading.Event()
@@ -328,11 +326,11 @@ class Worker:
             self.held.clear()
             while not self.stopping.is_set():
                 self._take_free_locks(control)
-                for projection in self.projections:
-                    if projection.name in self.held:
-                        position = catch_up(work, self.log, projection, batch_size=self.batch_size)
-                        if self.on_applied is not None:
-                            self.on_applied(projection.name, position)
+                held = [(p, LIVE_SCHEMA) for p in self.projections if p.name in self.held]
+                if held:
+                    # One pass for all: each batch is read and decoded once, and the views it
+                    # changes commit together (a projection further behind catches up first).
+                    _catch_up(work, self.log, held, until=None, batch_size=self.batch_size, on_progress=None)
                 self._wait_for_doorbell(control)
 
     def _take_free_locks(self, control: Connection[Any]) -> None:
