@@ -47,9 +47,15 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+SCHEMA_LOCK = int.from_bytes(hashlib.sha256(b"restoration:api_tokens").digest()[:8], "big", signed=True)
+
+
 def ensure_table(connection: psycopg.Connection[Any]) -> None:
-    connection.execute(CREATE_TABLE)
-    connection.commit()
+    """Create the table if missing. Processes starting together would otherwise race:
+    CREATE TABLE IF NOT EXISTS is not safe against a concurrent identical one."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        connection.execute(CREATE_TABLE)
 
 
 def create_token(connection: psycopg.Connection[Any], *, name: str, role: Role) -> tuple[TokenInfo, str]:

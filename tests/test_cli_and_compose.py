@@ -77,3 +77,27 @@ def test_every_compose_command_exists_in_the_cli(command: list[str]) -> None:
     known = {option for param in subcommand.params for option in [*param.opts, *param.secondary_opts]}
     used = {word for word in command[2:] if word.startswith("--")}
     assert used <= known, f"unknown options {used - known}"
+
+
+def test_processes_starting_together_do_not_race_on_tables(database_url: str) -> None:
+    """A worker, a sender and the API often start at the same moment (docker compose up)."""
+    import threading
+
+    from api.composition import prepare_read_side
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def prepare() -> None:
+        start.wait()
+        try:
+            prepare_read_side(database_url)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=prepare) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
