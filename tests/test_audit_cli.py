@@ -96,3 +96,28 @@ def test_export_as_csv_to_stdout_and_until_a_time(database_url: str, tmp_path: P
     assert len(list(csv.DictReader(up_to_now.stdout.splitlines()))) == 84
     naive = run(env, "audit", "export", "--until", "2022-07-01T12:00")
     assert naive.exit_code == 2 and "no offset" in naive.output
+
+
+def test_replay_compares_every_view_with_the_log(app: RestorationApp, database_url: str) -> None:
+    from api.composition import event_log, prepare_read_side
+    from api.demo import load_demo
+    from projections.catalog import all_projections
+    from projections.runner import catch_up
+
+    load_demo(app)
+    prepare_read_side(database_url)
+    with psycopg.connect(database_url) as connection:
+        for projection in all_projections():
+            catch_up(connection, event_log(app), projection)
+    runner = CliRunner()
+    env = {"DATABASE_URL": database_url}
+    clean = runner.invoke(cli, ["audit", "replay"], env=env)
+    assert clean.exit_code == 0, clean.output
+    assert "All 8 views are exactly what the event log gives." in clean.output
+
+    with psycopg.connect(database_url) as connection:  # someone edits a view by hand
+        connection.execute("UPDATE current_services SET status = 'OPERATIONAL' WHERE slug = 'telephony'")
+    tampered = runner.invoke(cli, ["audit", "replay"], env=env)
+    assert tampered.exit_code == 1
+    assert "services: 2 rows differ" in tampered.output
+    assert "current_services: only in live" in tampered.output
