@@ -27,7 +27,7 @@ import psycopg
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from api.sql import asyncpg_sql
+from api.sql import fetch_progress
 from api.status_chart import Chart, progress_chart
 from domain.values import Audience, Phase, Status
 from projections import incidents as incidents_view
@@ -150,11 +150,7 @@ async def read_snapshot(connection: asyncpg.Connection) -> Snapshot:
         progress = {}
         for incident in incidents:
             if incident.closed_at is None:
-                members = await connection.fetch(asyncpg_sql(progress_view.SELECT_MEMBERS), incident.id)
-                curve = await connection.fetch(asyncpg_sql(progress_view.SELECT_CURVE), incident.id)
-                progress[incident.id] = progress_view.progress_from_rows(
-                    incident.id, [tuple(m) for m in members], map(tuple, curve)
-                )
+                progress[incident.id] = await fetch_progress(connection, incident.id)
     return Snapshot(version, services, incidents, updates, progress)
 
 

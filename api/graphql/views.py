@@ -29,13 +29,12 @@ from api.graphql.enums import (
 )
 from api.graphql.errors import ApiError, Code
 from api.graphql.timeline import LIVE_RECHECK_SECONDS, TimelineConnection, timeline_page
-from api.sql import asyncpg_named, asyncpg_sql
+from api.sql import asyncpg_named, asyncpg_sql, fetch_progress
 from projections import cadence as cadence_view
 from projections.runner import VIEWS_CHANNEL
 from projections import incidents as incidents_view
 from projections import intervals as intervals_view
 from projections import obligations as obligations_view
-from projections import progress as progress_view
 from projections import services as services_view
 
 
@@ -389,10 +388,7 @@ class Incident:
 
     @strawberry.field
     async def progress(self, info: Info[Context, Any]) -> Progress:
-        pool = info.context.runtime.pool
-        members = await pool.fetch(asyncpg_sql(progress_view.SELECT_MEMBERS), self.row.id)
-        curve = await pool.fetch(asyncpg_sql(progress_view.SELECT_CURVE), self.row.id)
-        read = progress_view.progress_from_rows(self.row.id, [tuple(m) for m in members], map(tuple, curve))
+        read = await fetch_progress(info.context.runtime.pool, self.row.id)
         return Progress(
             total=read.total, restored=read.restored, percent_restored=read.percent_restored,
             by_status=[StatusCount(status=Status(c.status.value), count=c.count) for c in read.by_status],
