@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -17,7 +17,6 @@ from projections.audit_chain import HISTORY_FIELDS
 
 EXPORT_FORMATS = ("jsonl", "csv")
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def generate_signing_key(out: Path) -> Path:
@@ -53,9 +52,9 @@ def parse_until(text: str) -> tuple[int | None, datetime | None]:
     return None, moment
 
 
-def json_line(record: dict[str, Any]) -> str:
-    """A history record as one line of JSON Lines / NDJSON."""
-    return _encode(record) + "\n"
+def json_line(record: dict[str, Any]) -> bytes:
+    """A history record as one line of JSON Lines / NDJSON (UTF-8)."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def history_writer(fmt: str, out: TextIO, *, header: bool) -> Callable[[dict[str, Any]], None]:
@@ -66,7 +65,7 @@ def history_writer(fmt: str, out: TextIO, *, header: bool) -> Callable[[dict[str
     """
     if fmt == "jsonl":
         def write_line(record: dict[str, Any]) -> None:
-            out.write(json_line(record))
+            out.write(json_line(record).decode())
         return write_line
     if fmt == "csv":
         rows = csv.writer(out, lineterminator="\n")
@@ -74,6 +73,6 @@ def history_writer(fmt: str, out: TextIO, *, header: bool) -> Callable[[dict[str
             rows.writerow(HISTORY_FIELDS)
 
         def write_row(record: dict[str, Any]) -> None:
-            rows.writerow([_encode(record[f]) if f == "payload" else record[f] for f in HISTORY_FIELDS])
+            rows.writerow([orjson.dumps(record[f]).decode() if f == "payload" else record[f] for f in HISTORY_FIELDS])
         return write_row
     raise ValueError(f"Unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}.")

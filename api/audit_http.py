@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from eventsourcing.persistence import StoredEvent
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -24,23 +23,19 @@ def audit_router(
     *,
     authorize: Callable[[Request], Awaitable[bool]],
     pool: Callable[[Request], asyncpg.Pool],
-    decode: Callable[[StoredEvent], Any],
     events_table: str,
 ) -> APIRouter:
     """The router; mount it with ``app.include_router(audit_router(...))``.
 
     ``authorize(request)`` says whether the request carries an auditor's credential;
     ``pool(request)`` gives the asyncpg pool to read with (e.g. ``request.app.state.read_pool``);
-    ``decode`` turns a stored event into a domain event (the application's
-    ``mapper.to_domain_event``); ``events_table`` is the recorder's ``events_table_name``.
+    ``events_table`` is the recorder's ``events_table_name``.
     """
     router = APIRouter(tags=["audit"])
     query = history_select(events_table) + " WHERE e.notification_id > $1 ORDER BY e.notification_id LIMIT $2"
 
     def encode(rows: list[Any]) -> bytes:
-        return "".join(
-            json_line(history_record(row, decode(StoredEvent(row[1], row[2], row[3], row[4])))) for row in rows
-        ).encode()
+        return b"".join(json_line(history_record(row)) for row in rows)
 
     @router.get(
         "/audit/events",

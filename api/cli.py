@@ -527,7 +527,7 @@ def export(
             with Progress(*columns, console=console, disable=out is None) as progress:
                 task = progress.add_task("export", total=max(head - after, 0))
                 for record in history(connection, tracker.app.recorder.events_table_name,  # type: ignore[attr-defined]
-                                      tracker.app.mapper.to_domain_event, after=after,
+                                      after=after,
                                       until_position=until_position, until_time=until_time):
                     write(record)
                     written, last = written + 1, record["position"]

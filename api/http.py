@@ -130,7 +130,6 @@ def create_app(tracker: Tracker) -> FastAPI:
         audit_router(
             authorize=is_auditor,
             pool=lambda request: app_state["runtime"].pool,
-            decode=tracker.app.mapper.to_domain_event,
             events_table=events_table,
         )
     )

@@ -109,7 +109,7 @@ def main() -> int:
                 def export() -> None:
                     with open(Path(scratch) / "events.jsonl", "w", encoding="utf-8") as file:
                         write = history_writer("jsonl", file, header=False)
-                        for record in history(connection, log.table, log.decode):
+                        for record in history(connection, log.table):
                             write(record)
 
                 _, raw = timed(copy_out)

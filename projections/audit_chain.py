@@ -49,13 +49,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from eventsourcing.persistence import StoredEvent
 from psycopg import Connection, Cursor, sql
 
-from projections.base import Envelope, Projection, event_data
+from projections.base import Envelope, Projection
 from projections.runner import LIVE_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -442,55 +443,87 @@ def _mismatch(cursor: Cursor[Any], position: int, state: bytes, sealed_digest: b
 def history_select(events_table: str) -> str:
     """Events with their seals: add ``WHERE``/``ORDER BY``/``LIMIT`` in your driver's style.
 
-    Columns: position, originator id, version, topic, state, hash, previous hash.
+    Columns (types in :data:`HISTORY_TYPES`): position, originator id as text, version, the
+    event's type (its topic's qualified name), the stored state, hash and previous hash as hex.
     """
     events = '"' + events_table.replace('"', '""') + '"'
     return (
-        "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
-        f"s.hash, s.previous_hash FROM {LIVE_SCHEMA}.{events} e "
-        "LEFT JOIN audit_chain s ON s.position = e.notification_id"
+        "SELECT e.notification_id, e.originator_id::text, e.originator_version, "
+        "split_part(e.topic, ':', 2), e.state, encode(s.hash, 'hex'), encode(s.previous_hash, 'hex') "
+        f"FROM {LIVE_SCHEMA}.{events} e LEFT JOIN audit_chain s ON s.position = e.notification_id"
     )
 
 
 HISTORY_FIELDS = ("position", "originatorId", "version", "type", "occurredAt", "recordedAt",
                   "actor", "reason", "payload", "hash", "previousHash")
-HISTORY_TYPES = ("int8", "uuid", "int8", "text", "bytea", "bytea", "bytea")
+HISTORY_TYPES = ("int8", "text", "int8", "text", "bytea", "text", "text")
 """The PostgreSQL types of :func:`history_select`'s columns, for a binary COPY."""
 
+_TRANSCODED: dict[str, Callable[[str], str]] = {
+    # What the event store's JSON transcoder writes for values JSON has no type for, as the
+    # text the tracker shows everywhere else (the same as ``projections.base.jsonable``).
+    "datetime_iso": str,
+    "decimal_str": str,
+    "uuid_hex": lambda data: str(UUID(data)),
+}
 
-def history_record(row: Sequence[Any], event: Any) -> dict[str, Any]:
-    """One exported event (a row of :func:`history_select`, decoded), JSON-ready."""
-    position, originator_id, version, _topic, _state, sealed, previous = row
-    payload = event_data(event)
+
+def _plain(value: dict[str, Any]) -> Any:
+    kind = value.get("_type_")
+    if kind is None:
+        return {k: _plain(v) if type(v) is dict else v for k, v in value.items()}
+    try:
+        return _TRANSCODED[kind](value["_data_"])
+    except KeyError:
+        raise ValueError(f"cannot export a stored value of type {kind!r}") from None
+
+
+def history_record(row: Sequence[Any]) -> dict[str, Any]:
+    """One exported event (a row of :func:`history_select`), JSON-ready.
+
+    Read from the stored JSON directly rather than through the application's mapper: the
+    same facts (``event_data`` of the decoded event), several times faster, which is what
+    lets an export keep up with a raw COPY of the table. So it needs the store's default
+    transcoding: a state that is encrypted or compressed is refused with a clear error.
+    """
+    position, originator_id, version, kind, state, sealed, previous = row
+    try:
+        payload = orjson.loads(state)
+    except orjson.JSONDecodeError:
+        raise ValueError(f"the event at position {position} is not stored as plain JSON "
+                         "(is the event store encrypted or compressed?); it cannot be exported") from None
+    recorded = payload.pop("timestamp")["_data_"]
+    for key, value in payload.items():
+        if type(value) is dict:
+            payload[key] = _plain(value)
     return {
         "position": position,
-        "originatorId": str(originator_id),
+        "originatorId": originator_id,
         "version": version,
-        "type": type(event).__qualname__,
+        "type": kind,
         "occurredAt": payload.get("occurred_at"),
-        "recordedAt": event.timestamp.isoformat(),
+        "recordedAt": recorded,
         "actor": payload.get("actor"),
         "reason": payload.get("reason"),
         "payload": payload,
-        "hash": sealed.hex() if sealed is not None else None,
-        "previousHash": previous.hex() if previous is not None else None,
+        "hash": sealed,
+        "previousHash": previous,
     }
 
 
 def history(
     connection: Connection[Any],
     events_table: str,
-    decode: Callable[[StoredEvent], Any],
     *,
     after: int = 0,
     until_position: int | None = None,
     until_time: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every event after ``after`` in position order, decoded, with its seal; streamed.
+    """Every event after ``after`` in position order, with its seal; streamed.
 
     ``until_position`` stops at that position; ``until_time`` keeps only events recorded at
     or before that time. Rows stream by COPY, so memory stays constant and the server
-    produces rows while this side decodes them.
+    produces rows while this side turns them into records.
     """
     query = sql.SQL("COPY ({} WHERE e.notification_id > {} AND e.notification_id <= {} "
                     "ORDER BY e.notification_id) TO STDOUT (FORMAT BINARY)").format(
@@ -501,6 +534,6 @@ def history(
     with connection.transaction(), connection.cursor().copy(query) as copy:
         copy.set_types(list(HISTORY_TYPES))
         for row in copy.rows():
-            event = decode(StoredEvent(row[1], row[2], row[3], row[4]))
-            if until_time is None or event.timestamp <= until_time:
-                yield history_record(row, event)
+            record = history_record(row)
+            if until_time is None or datetime.fromisoformat(record["recordedAt"]) <= until_time:
+                yield record

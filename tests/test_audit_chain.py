@@ -19,12 +19,14 @@ from projections.audit_chain import (
     chain_hash,
     checkpoint_message,
     checkpoints,
+    history,
     load_public_key,
     load_signing_key,
     verify_chain,
 )
 from projections.runner import catch_up, create_tables, rebuild, table_rows
-from tests.projection_support import log_of
+from projections.base import event_data
+from tests.projection_support import eventful_history, log_of
 
 OPS = Provenance("ops@example.org")
 EVENTS = "restoration_events"
@@ -232,3 +234,23 @@ def test_the_sealer_is_configured_from_the_environment(tmp_path: Path) -> None:
         AuditChain.from_env({"RESTORATION_SIGNING_KEY": str(tmp_path / "missing.pem")})
     with pytest.raises(ValueError, match="whole number"):
         AuditChain.from_env({"RESTORATION_CHECKPOINT_EVERY": "often"})
+
+
+def test_the_exported_history_says_what_the_application_decodes(app: RestorationApp, database_url: str) -> None:
+    """The export reads the stored JSON itself (for speed); it must carry the same facts as
+    the application's own decoding, for every kind of event, corrections included."""
+    eventful_history(app)
+    head = seal(app, database_url)
+    with psycopg.connect(database_url) as connection:
+        records = list(history(connection, EVENTS))
+    stored = {n.id: n for n in app.recorder.select_notifications(1, head)}
+    assert [r["position"] for r in records] == sorted(stored)
+    for record in records:
+        event = app.mapper.to_domain_event(stored[record["position"]])
+        assert (record["originatorId"], record["version"], record["type"]) == (
+            str(event.originator_id), event.originator_version, type(event).__qualname__)
+        assert record["recordedAt"] == event.timestamp.isoformat()
+        assert record["payload"] == event_data(event)
+        assert record["occurredAt"] == record["payload"].get("occurred_at")
+        assert record["hash"] is not None and len(record["hash"]) == 64
+    assert {r["type"] for r in records} >= {"Service.Corrected", "Incident.Corrected", "Incident.Closed"}

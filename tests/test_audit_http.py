@@ -36,7 +36,7 @@ async def serving(app: RestorationApp, url: str) -> AsyncIterator[httpx.AsyncCli
     web = FastAPI(lifespan=lifespan)
     web.include_router(audit_router(
         authorize=authorize, pool=lambda request: request.app.state.read_pool,
-        decode=app.mapper.to_domain_event, events_table=app.recorder.events_table_name,  # type: ignore[attr-defined]
+        events_table=app.recorder.events_table_name,  # type: ignore[attr-defined]
     ))
     async with LifespanManager(web):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://tracker") as client:

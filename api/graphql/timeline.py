@@ -11,7 +11,6 @@ from uuid import UUID
 
 import psycopg
 import strawberry
-from eventsourcing.persistence import StoredEvent
 from starlette.concurrency import run_in_threadpool
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -235,17 +234,15 @@ async def event_records(info: Info[Context, Any], after: int, first: int | None)
     rows = await runtime.pool.fetch(query, position_cursor(str(after)), page_size(first))
     records = []
     for row in rows:
-        position, originator_id, version, topic, state, _hash, _previous = row
-        event = app.mapper.to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
-        record = history_record(tuple(row), event)
+        record = history_record(tuple(row))
         records.append(
             EventRecord(
                 position=record["position"],
                 originator_id=strawberry.ID(record["originatorId"]),
                 version=record["version"],
                 type=record["type"],
-                occurred_at=getattr(event, "occurred_at", None),
-                recorded_at=event.timestamp,
+                occurred_at=record["occurredAt"] and datetime.fromisoformat(record["occurredAt"]),
+                recorded_at=datetime.fromisoformat(record["recordedAt"]),
                 actor=record["actor"],
                 payload=record["payload"],
                 hash=record["hash"],
