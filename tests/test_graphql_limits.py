@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from domain.application import RestorationApp
 from tests.graphql_support import running_api
 
@@ -36,3 +38,17 @@ async def test_oversized_deep_and_alias_heavy_requests_are_refused(app: Restorat
 
         malformed = await api.gql("query { timeline(first: ) }")
         assert malformed["errors"][0]["extensions"]["code"] == "VALIDATION"
+
+
+async def test_an_unexpected_failure_is_masked_but_still_coded(app: RestorationApp, database_url: str) -> None:
+    async with running_api(app, database_url) as api:
+        with psycopg.connect(database_url) as connection:
+            connection.execute("ALTER TABLE timeline RENAME TO timeline_away")
+        try:
+            result = await api.gql("query { timeline(first: 1) { edges { cursor } } }")
+        finally:
+            with psycopg.connect(database_url) as connection:
+                connection.execute("ALTER TABLE timeline_away RENAME TO timeline")
+        [error] = result["errors"]
+        assert error["extensions"] == {"code": "INTERNAL"}
+        assert error["message"] == "Unexpected error."  # nothing about the table or the SQL

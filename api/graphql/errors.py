@@ -18,6 +18,7 @@ class Code(StrEnum):
     INVALID_TRANSITION = "INVALID_TRANSITION"
     VIEWS_LAGGING = "VIEWS_LAGGING"
     UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
 
 
 class ApiError(Exception):
@@ -43,16 +44,20 @@ def should_mask(error: GraphQLError) -> bool:
     return not is_user_facing(error)
 
 
-def add_code(error: GraphQLError) -> GraphQLError:
-    """Attach ``extensions.code`` to every error that reaches the client."""
+def add_code(error: GraphQLError, code: Code | None = None) -> GraphQLError:
+    """Attach ``extensions.code`` to every error that reaches the client: ``code`` if given,
+    otherwise the one its cause implies."""
+    implied = code.value if code is not None else _implied_code(error)
+    error.extensions = {**(error.extensions or {}), "code": implied}
+    return error
+
+
+def _implied_code(error: GraphQLError) -> str:
     original = error.original_error
     if isinstance(original, ApiError):
-        code = original.code.value
-    elif isinstance(original, DomainError):
-        code = original.code
-    elif original is None:
-        code = (error.extensions or {}).get("code", Code.VALIDATION.value)
-    else:
-        code = "INTERNAL"
-    error.extensions = {**(error.extensions or {}), "code": code}
-    return error
+        return original.code.value
+    if isinstance(original, DomainError):
+        return original.code
+    if original is None:
+        return str((error.extensions or {}).get("code", Code.VALIDATION.value))
+    return Code.INTERNAL.value

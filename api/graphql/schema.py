@@ -16,7 +16,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
@@ -26,7 +25,7 @@ from api.graphql import timeline, views
 from api.graphql import webhooks as webhooks_api
 from api.graphql.enums import Status
 from api.graphql.context import Context
-from api.graphql.errors import add_code, should_mask
+from api.graphql.errors import Code, add_code, should_mask
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2_000
@@ -140,15 +139,26 @@ class Subscription:
             yield service
 
 
-class ErrorCodes(SchemaExtension):
-    """Every error of an executed operation carries ``extensions.code`` (over HTTP and
-    websockets alike; the HTTP router also codes the parse errors that never get here)."""
+class ErrorPolicy(MaskErrors):
+    """Unexpected exceptions are masked, and every error a client sees carries
+    ``extensions.code``, over HTTP and websockets alike (the HTTP router also codes the parse
+    errors that never get here)."""
 
-    def on_operation(self) -> Any:
-        yield
-        result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [add_code(error) for error in result.errors]
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=should_mask)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [
+            add_code(self.anonymise_error(error), Code.INTERNAL) if should_mask(error) else add_code(error)
+            for error in errors
+        ]
+
+    def _process_result(self, result: object) -> None:
+        # MaskErrors asks isinstance() of a runtime Protocol for every result, which costs more
+        # than the rest of delivering a live event to one subscriber; a plain attribute will do.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
 
 
 def build_schema(*, production: bool, mutation: type | None = None) -> strawberry.Schema:
@@ -158,8 +168,7 @@ def build_schema(*, production: bool, mutation: type | None = None) -> strawberr
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         ParserCache,
-        lambda: MaskErrors(should_mask_error=should_mask),
-        ErrorCodes,
+        ErrorPolicy,
     ]
     if rules:
         extensions.append(lambda: AddValidationRules(rules))
