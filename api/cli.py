@@ -71,7 +71,7 @@ def serve(
 
     from api.composition import open_tracker, projections_running, webhooks_sending
     from api.demo import load_demo
-    from api.http import create_app
+    from api.http import SERVER_OPTIONS, create_app
 
     _configure_logging()
     settings = _settings(data_dir)
@@ -82,7 +82,7 @@ def serve(
         with projections_running(tracker) if workers else nullcontext(), \
                 webhooks_sending(tracker) if workers else nullcontext():
             console.print(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
-            uvicorn.run(create_app(tracker), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+            uvicorn.run(create_app(tracker), host=host, port=port, log_level="info", **SERVER_OPTIONS)
     console.print("Stopped.")
 
 

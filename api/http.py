@@ -35,6 +35,13 @@ from projections.runner import VIEWS_CHANNEL
 VERSION = "0.1.0"
 HEALTH_TIMEOUT_SECONDS = 2.0
 SHUTDOWN_SECONDS = 5.0
+SERVER_OPTIONS: dict[str, Any] = {
+    "timeout_graceful_shutdown": 10,
+    # Live-feed messages are small JSON; compressing each one, for every subscriber, costs
+    # more CPU than it saves bandwidth and delays the last subscriber of a busy fan-out.
+    "ws_per_message_deflate": False,
+}
+"""How uvicorn should serve :func:`create_app`."""
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 
 from api.composition import open_tracker, projections_running  # noqa: E402
 from api.config import Settings  # noqa: E402
-from api.http import create_app  # noqa: E402
+from api.http import SERVER_OPTIONS, create_app  # noqa: E402
 from projections import services as services_view  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main() -> None:
                     saved[name] = (static / Path(name).name).read_bytes()
                 return Response(saved[name], media_type="text/html; charset=utf-8")
 
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
 
 
 if __name__ == "__main__":
