@@ -36,6 +36,12 @@ async def test_oversized_deep_and_alias_heavy_requests_are_refused(app: Restorat
         result = await api.gql(f"query {{ {aliases} }}")
         assert result["errors"][0]["extensions"]["code"] == "VALIDATION"
 
+        deep = "query { services { " + "dependsOn { " * 10 + "id" + " }" * 10 + " } }"
+        for _ in range(2):  # the second time from the validation cache
+            result = await api.gql(deep)
+            assert result["errors"][0]["extensions"]["code"] == "VALIDATION"
+            assert "exceeds maximum operation depth" in result["errors"][0]["message"]
+
         malformed = await api.gql("query { timeline(first: ) }")
         assert malformed["errors"][0]["extensions"]["code"] == "VALIDATION"
 

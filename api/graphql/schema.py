@@ -12,11 +12,12 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
+    ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as create_alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as create_depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -161,17 +162,20 @@ class ErrorPolicy(MaskErrors):
             result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
 
 
+# The limits' validation rules are made once, not once per request, so that a document
+# validated before (the same dashboard query, the same subscription) is not validated again.
+LIMIT_RULES = (create_depth_rule(MAX_DEPTH, None), create_alias_rule(MAX_ALIASES))
+
+
 def build_schema(*, production: bool, mutation: type | None = None) -> strawberry.Schema:
-    rules = [NoSchemaIntrospectionCustomRule] if production else []
+    rules = [*LIMIT_RULES, *([NoSchemaIntrospectionCustomRule] if production else [])]
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         ParserCache,
+        ValidationCache,
         ErrorPolicy,
     ]
-    if rules:
-        extensions.append(lambda: AddValidationRules(rules))
     return strawberry.Schema(
         query=Query,
         mutation=mutation,
