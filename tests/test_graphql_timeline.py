@@ -115,6 +115,41 @@ async def test_a_subscription_replays_then_goes_live_without_gap_or_duplicate(de
         assert positions == list(range(head - 9, head + 6))
 
 
+async def test_live_subscribers_asking_differently_get_their_own_answers(demo: RestorationApp, database_url: str) -> None:
+    """Subscribers asking the same of an event share one execution of it; those whose
+    selection differs (here only by a variable inside it) or who start elsewhere must not."""
+    async with running_api(demo, database_url) as api:
+        await caught_up(api)
+        head = api.app.head_position()
+        query = """subscription($after: Int!, $withSummary: Boolean!) {
+          restorationEvents(after: $after) { position kind summary @include(if: $withSummary) } }"""
+        token = api.token(Role.VIEWER)
+        email = demo.service_by_slug("email").id
+
+        async def write_more() -> None:
+            await asyncio.sleep(0.5)
+            for n in range(3):
+                await asyncio.to_thread(demo.report_status, email, status="DEGRADED_PERFORMANCE", note=f"live {n}",
+                                        provenance=Provenance("ops"))
+
+        writer = asyncio.create_task(write_more())
+        with_summary, without_summary, from_further_back, also_with_summary = await asyncio.gather(
+            subscribe(api, query, {"after": head, "withSummary": True}, 3, token=token),
+            subscribe(api, query, {"after": head, "withSummary": False}, 3, token=token),
+            subscribe(api, query, {"after": head - 2, "withSummary": False}, 5, token=token),
+            subscribe(api, query, {"after": head, "withSummary": True}, 3, token=token),
+        )
+        await writer
+        live = list(range(head + 1, head + 4))
+        assert [r["restorationEvents"]["position"] for r in with_summary] == live
+        assert all(r["restorationEvents"]["summary"] for r in with_summary)
+        assert also_with_summary == with_summary
+        assert all(set(r["restorationEvents"]) == {"position", "kind"} for r in without_summary)
+        assert [r["restorationEvents"]["position"] for r in without_summary] == live
+        assert [r["restorationEvents"]["position"] for r in from_further_back] == list(range(head - 1, head + 4))
+        assert from_further_back[2:] == without_summary
+
+
 async def test_service_changed_sends_the_state_then_each_change(demo: RestorationApp, database_url: str) -> None:
     async with running_api(demo, database_url) as api:
         await caught_up(api)

@@ -27,6 +27,7 @@ from api.graphql import webhooks as webhooks_api
 from api.graphql.enums import Status
 from api.graphql.context import Context
 from api.graphql.errors import Code, add_code, should_mask
+from api.graphql.shared_events import SharedEventExecutor
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2_000
@@ -181,6 +182,7 @@ def build_schema(*, production: bool, mutation: type | None = None) -> strawberr
         mutation=mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=SharedEventExecutor,
         config=StrawberryConfig(disable_field_suggestions=production),
     )
 
