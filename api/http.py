@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
@@ -26,6 +27,7 @@ from api.graphql.schema import build_schema
 from api.limits import RequestLimits
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
+from api.security_headers import SecurityHeaders, page_with_its_assets
 from api.timeline_tail import TimelineTail
 from api.status_page import PublicDocuments, status_router
 from api.status_site import Site
@@ -63,15 +65,20 @@ class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
         context.principal = principal
         return None
 
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL (development only) loads its code from a CDN: allowed on this page alone."""
+        return page_with_its_assets(self.graphql_ide_html)
+
 
 def create_app(tracker: Tracker) -> FastAPI:
+    settings = tracker.settings
     app_state: dict[str, Runtime] = {}
     events_table = tracker.app.recorder.events_table_name  # type: ignore[attr-defined]
     events_channel = tracker.app.recorder.channel_name  # type: ignore[attr-defined]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_read_pool(tracker.database_url, size=tracker.settings.pool_size)
+        pool = await open_read_pool(tracker.database_url, size=settings.pool_size)
         listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL])
         await listener.start()
         tail = TimelineTail(
@@ -109,17 +116,20 @@ def create_app(tracker: Tracker) -> FastAPI:
         principal, error = await authenticate(runtime, request.headers.get("authorization"))
         return Context(runtime=runtime, principal=principal, auth_error=error)
 
-    production = tracker.settings.production
+    production = settings.production
     app = FastAPI(
         title="Restoration Tracker",
         version=VERSION,
         description="The system of record for recovering from a cyber attack or major outage.",
         lifespan=lifespan,
-        docs_url=None if production else "/docs",
+        docs_url=None,  # served below, with a policy of its own
         redoc_url=None,
         openapi_url=None if production else "/openapi.json",
     )
+    # The last added runs first: limits innermost, so their 413 and 504 carry the security headers.
     app.add_middleware(RequestLimits)
+    app.add_middleware(SecurityHeaders)
+
     app.include_router(
         TrackerGraphQLRouter(
             build_schema(production=production, mutation=Mutation),
@@ -128,6 +138,12 @@ def create_app(tracker: Tracker) -> FastAPI:
             graphql_ide=None if production else "graphiql",
         )
     )
+
+    if not production:
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            swagger = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title}: HTTP API")
+            return page_with_its_assets(bytes(swagger.body).decode())
 
     async def is_auditor(request: Request) -> bool:
         principal, _ = await authenticate(app_state["runtime"], request.headers.get("authorization"))
@@ -141,7 +157,7 @@ def create_app(tracker: Tracker) -> FastAPI:
         )
     )
 
-    app.state.public_documents = PublicDocuments(Site(tracker.settings.site_name, tracker.settings.public_url))
+    app.state.public_documents = PublicDocuments(Site(settings.site_name, settings.public_url))
     app.include_router(
         status_router(
             app.state.public_documents,
