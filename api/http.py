@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from strawberry.exceptions import ConnectionRejectionError
@@ -126,8 +127,17 @@ def create_app(tracker: Tracker) -> FastAPI:
         redoc_url=None,
         openapi_url=None if production else "/openapi.json",
     )
-    # The last added runs first: limits innermost, so their 413 and 504 carry the security headers.
+    # The last added runs first: limits innermost, so their 413 and 504 carry CORS and security headers.
     app.add_middleware(RequestLimits)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],  # so a page can honour a 429
+            max_age=600,
+        )
     app.add_middleware(SecurityHeaders)
 
     app.include_router(
@@ -136,6 +146,7 @@ def create_app(tracker: Tracker) -> FastAPI:
             path="/graphql",
             context_getter=context_getter,
             graphql_ide=None if production else "graphiql",
+            allowed_origins=settings.cors_origins,
         )
     )
 
