@@ -13,9 +13,12 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
@@ -25,10 +28,11 @@ from api.graphql.context import AUDITORS, Context, Runtime, authenticate
 from api.graphql.errors import add_code
 from api.graphql.mutations import Mutation
 from api.graphql.schema import build_schema
-from api.limits import RequestLimits
+from api.limits import RequestLimits, graphql_error
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
 from api.security_headers import SecurityHeaders, page_with_its_assets
+from api.throttle import FailedAuthentications, Throttled
 from api.timeline_tail import TimelineTail
 from api.status_page import PublicDocuments, status_router
 from api.status_site import Site
@@ -49,7 +53,20 @@ SERVER_OPTIONS: dict[str, Any] = {
 log = logging.getLogger(__name__)
 
 
+class TrackerTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws that also refuses a client over its limit of failed authentications
+    (close code 4429)."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except Throttled as throttled:
+            await self.websocket.close(code=4429, reason=str(throttled))
+
+
 class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = TrackerTransportWS
+
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Parse errors never reach the schema's extensions; give them a code here too."""
         if result.errors:
@@ -60,7 +77,9 @@ class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
         """Websockets authenticate with ``{"Authorization": "Bearer …"}`` in connection_init."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("Authorization") or params.get("authorization")
-        principal, error = await authenticate(context.runtime, header if isinstance(header, str) else None)
+        principal, error = await authenticate(
+            context.runtime, header if isinstance(header, str) else None, client_address(context.request)
+        )
         if error:
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": error})
         context.principal = principal
@@ -71,9 +90,14 @@ class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
         return page_with_its_assets(self.graphql_ide_html)
 
 
+def client_address(connection: HTTPConnection) -> str | None:
+    return connection.client.host if connection.client else None
+
+
 def create_app(tracker: Tracker) -> FastAPI:
     settings = tracker.settings
     app_state: dict[str, Runtime] = {}
+    failed_authentications = FailedAuthentications(settings.auth_failures_per_minute)
     events_table = tracker.app.recorder.events_table_name  # type: ignore[attr-defined]
     events_channel = tracker.app.recorder.channel_name  # type: ignore[attr-defined]
 
@@ -96,6 +120,7 @@ def create_app(tracker: Tracker) -> FastAPI:
             tracking_tables=[p.tracking_table for p in all_projections()],
             events_channel=events_channel,
             tail=tail,
+            failed_authentications=failed_authentications,
         )
         try:
             yield
@@ -114,7 +139,7 @@ def create_app(tracker: Tracker) -> FastAPI:
         runtime = app_state["runtime"]
         if websocket is not None:
             return Context(runtime=runtime)
-        principal, error = await authenticate(runtime, request.headers.get("authorization"))
+        principal, error = await authenticate(runtime, request.headers.get("authorization"), client_address(request))
         return Context(runtime=runtime, principal=principal, auth_error=error)
 
     production = settings.production
@@ -140,6 +165,11 @@ def create_app(tracker: Tracker) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
 
+    @app.exception_handler(Throttled)
+    async def throttled(request: Request, error: Throttled) -> JSONResponse:
+        return JSONResponse(graphql_error("RATE_LIMITED", str(error)), status_code=429,
+                            headers={"Retry-After": str(error.retry_after)})
+
     app.include_router(
         TrackerGraphQLRouter(
             build_schema(production=production, mutation=Mutation),
@@ -157,7 +187,9 @@ def create_app(tracker: Tracker) -> FastAPI:
             return page_with_its_assets(bytes(swagger.body).decode())
 
     async def is_auditor(request: Request) -> bool:
-        principal, _ = await authenticate(app_state["runtime"], request.headers.get("authorization"))
+        principal, _ = await authenticate(
+            app_state["runtime"], request.headers.get("authorization"), client_address(request)
+        )
         return principal is not None and principal.role in AUDITORS
 
     app.include_router(

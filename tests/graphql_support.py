@@ -54,6 +54,13 @@ class Api:
         return result["data"]
 
 
+    @asynccontextmanager
+    async def client_at(self, address: str) -> AsyncIterator[httpx.AsyncClient]:
+        """Another client of the same app, connecting from ``address``."""
+        transport = ASGIWebSocketTransport(app=self.http_app, client=(address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+            yield client
+
 
 def tracker_for(app: RestorationApp, url: str, *, environment: str = "test", **settings: Any) -> Tracker:
     """The tracker as ``open_tracker`` builds it, with ``settings`` (Settings fields) changed."""

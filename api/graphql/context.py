@@ -15,6 +15,7 @@ from strawberry.types import Info
 from api.composition import Tracker
 from api.graphql.errors import ApiError, Code
 from api.listener import Listener
+from api.throttle import FailedAuthentications
 from api.timeline_tail import TimelineTail
 from api.tokens import AUTHENTICATE_SQL, Role, token_hash
 from domain.errors import DomainError
@@ -39,6 +40,7 @@ class Runtime:
     tracking_tables: list[str]
     events_channel: str
     tail: TimelineTail
+    failed_authentications: FailedAuthentications
 
     async def wait_for_views(self, position: int | None) -> None:
         """Return once every view has reached ``position`` (read your writes).
@@ -95,17 +97,27 @@ class Context(BaseContext):
         super().__init__()
 
 
-async def authenticate(runtime: Runtime, authorization: str | None) -> tuple[Principal | None, str | None]:
-    """(principal, error): no header is anonymous; a bad header is an error, not anonymous."""
+async def authenticate(
+    runtime: Runtime, authorization: str | None, address: str | None
+) -> tuple[Principal | None, str | None]:
+    """(principal, error): no header is anonymous; a bad header is an error, not anonymous.
+
+    Raises :class:`api.throttle.Throttled` while the client ``address`` is over its limit of
+    failed authentications (before looking the token up); each failure here counts.
+    """
     if not authorization:
         return None, None
+    runtime.failed_authentications.check(address)
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None, "Send the token as 'Authorization: Bearer <token>'."
-    row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
-    if row is None:
-        return None, "That token is not valid (unknown or revoked)."
-    return Principal(name=row["name"], role=Role(row["role"])), None
+        error = "Send the token as 'Authorization: Bearer <token>'."
+    else:
+        row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
+        if row is not None:
+            return Principal(name=row["name"], role=Role(row["role"])), None
+        error = "That token is not valid (unknown or revoked)."
+    runtime.failed_authentications.failed(address)
+    return None, error
 
 
 PUBLIC = frozenset({None, *Role})
