@@ -14,9 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
@@ -31,8 +33,10 @@ from api.graphql.schema import build_schema
 from api.limits import RequestLimits, graphql_error
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
+from api.revocations import RevocationWatch
 from api.security_headers import SecurityHeaders, page_with_its_assets
 from api.throttle import FailedAuthentications, Throttled
+from api.tokens import TOKENS_CHANNEL
 from api.timeline_tail import TimelineTail
 from api.status_page import PublicDocuments, status_router
 from api.status_site import Site
@@ -55,13 +59,31 @@ log = logging.getLogger(__name__)
 
 class TrackerTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws that also refuses a client over its limit of failed authentications
-    (close code 4429)."""
+    (close code 4429) and is closed (4403, as for a refused token) the moment its token is revoked."""
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        revocations = self.context.runtime.revocations
+        ticket = revocations.ticket()
         try:
             await super().handle_connection_init(message)
         except Throttled as throttled:
             await self.websocket.close(code=4429, reason=str(throttled))
+            return
+        if self.connection_acknowledged and self.context.principal is not None:
+            revocations.watch(self.context.principal.token_id, self, ticket)
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            if self.context.principal is not None:
+                self.context.runtime.revocations.forget(self.context.principal.token_id, self)
+
+    async def close_revoked(self) -> None:
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        if self.context.request.application_state is WebSocketState.CONNECTED:
+            await self.websocket.close(code=4403, reason="The token was revoked.")
 
 
 class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
@@ -104,8 +126,10 @@ def create_app(tracker: Tracker) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_read_pool(tracker.database_url, size=settings.pool_size)
-        listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL])
+        listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL, TOKENS_CHANNEL])
         await listener.start()
+        revocations = RevocationWatch(pool, listener.bell(TOKENS_CHANNEL))
+        await revocations.start()
         tail = TimelineTail(
             lambda after, limit: pool.fetch(TAIL_SQL, after, limit),
             lambda: pool.fetchval("SELECT coalesce(max(position), 0) FROM timeline"),
@@ -121,10 +145,12 @@ def create_app(tracker: Tracker) -> FastAPI:
             events_channel=events_channel,
             tail=tail,
             failed_authentications=failed_authentications,
+            revocations=revocations,
         )
         try:
             yield
         finally:
+            await revocations.stop()
             await tail.stop()
             await listener.stop()
             try:
@@ -176,6 +202,8 @@ def create_app(tracker: Tracker) -> FastAPI:
             path="/graphql",
             context_getter=context_getter,
             graphql_ide=None if production else "graphiql",
+            # The contract is graphql-transport-ws (README); revoked tokens are closed on it.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.cors_origins,
         )
     )

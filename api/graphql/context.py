@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from strawberry.types import Info
 from api.composition import Tracker
 from api.graphql.errors import ApiError, Code
 from api.listener import Listener
+from api.revocations import RevocationWatch
 from api.throttle import FailedAuthentications
 from api.timeline_tail import TimelineTail
 from api.tokens import AUTHENTICATE_SQL, Role, token_hash
@@ -28,6 +30,7 @@ READ_YOUR_WRITES_SECONDS = 5.0
 class Principal:
     name: str
     role: Role
+    token_id: UUID
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Runtime:
     events_channel: str
     tail: TimelineTail
     failed_authentications: FailedAuthentications
+    revocations: RevocationWatch
 
     async def wait_for_views(self, position: int | None) -> None:
         """Return once every view has reached ``position`` (read your writes).
@@ -114,7 +118,7 @@ async def authenticate(
     else:
         row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
         if row is not None:
-            return Principal(name=row["name"], role=Role(row["role"])), None
+            return Principal(name=row["name"], role=Role(row["role"]), token_id=row["id"]), None
         error = "That token is not valid (unknown or revoked)."
     runtime.failed_authentications.failed(address)
     return None, error
