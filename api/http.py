@@ -33,6 +33,7 @@ from api.graphql.schema import build_schema
 from api.limits import RequestLimits, graphql_error
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
+from api.log_redaction import redact_server_log
 from api.revocations import RevocationWatch
 from api.security_headers import SecurityHeaders, page_with_its_assets
 from api.throttle import FailedAuthentications, Throttled
@@ -117,6 +118,7 @@ def client_address(connection: HTTPConnection) -> str | None:
 
 
 def create_app(tracker: Tracker) -> FastAPI:
+    redact_server_log()
     settings = tracker.settings
     app_state: dict[str, Runtime] = {}
     failed_authentications = FailedAuthentications(settings.auth_failures_per_minute)
