@@ -91,7 +91,7 @@ async def test_repeated_bad_tokens_from_one_address_get_429_and_nothing_else_doe
 
             limited = await post(guesser, "rt_guess-again")
             assert limited.status_code == 429
-            assert int(limited.headers["retry-after"]) == 60 // PER_MINUTE
+            assert 0 < int(limited.headers["retry-after"]) <= 60 // PER_MINUTE  # less if time has passed
             assert limited.json()["data"] is None
             assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
             # Until it has waited, any token from that address waits: it is checked before the lookup.
