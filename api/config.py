@@ -18,6 +18,12 @@ class Settings:
     """The public status page's name, e.g. 'Clarion Housing: service status'."""
     public_url: str = "http://127.0.0.1:8000/"
     """Where the public status page is published (its feed and status.json link to it)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose pages may call the API from a browser (CORS, and websockets from those
+    pages); none by default, so only pages the tracker serves itself can."""
+    auth_failures_per_minute: int = 10
+    """Failed authentications one client address may make a minute (in this process) before
+    requests carrying a token from it are refused for a while (429)."""
 
     @property
     def production(self) -> bool:
@@ -33,4 +39,10 @@ class Settings:
             pool_size=int(env.get("RESTORATION_POOL_SIZE", "5")),
             site_name=env.get("RESTORATION_SITE_NAME", cls.site_name),
             public_url=env.get("RESTORATION_PUBLIC_URL", cls.public_url),
+            cors_origins=tuple(
+                origin.strip() for origin in env.get("RESTORATION_CORS_ORIGINS", "").split(",") if origin.strip()
+            ),
+            auth_failures_per_minute=int(
+                env.get("RESTORATION_AUTH_FAILURES_PER_MINUTE", str(cls.auth_failures_per_minute))
+            ),
         )

@@ -30,10 +30,8 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "form-action 'none'",  # the sign-in form is handled by script, never submitted
     "frame-ancestors 'none'",
 ])
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,  # the rest: api.security_headers
     # Revalidate, so a new release's assets are picked up; the files are small.
     "Cache-Control": "no-cache",
 }
@@ -50,7 +48,7 @@ def dashboard_router(static_dir: Path = STATIC_DIR) -> APIRouter:
               if path.is_file() and path.suffix in MEDIA_TYPES and path.name != "index.html"}
 
     def send(path: Path) -> FileResponse:
-        return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
+        return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
 
     @router.get("/dashboard", summary="The live operations dashboard (asks for an API token).",
                 response_class=FileResponse)

@@ -10,10 +10,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
@@ -23,9 +30,14 @@ from api.graphql.context import AUDITORS, Context, Runtime, authenticate
 from api.graphql.errors import add_code
 from api.graphql.mutations import Mutation
 from api.graphql.schema import build_schema
-from api.limits import RequestLimits
+from api.limits import RequestLimits, graphql_error
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
+from api.log_redaction import redact_server_log
+from api.revocations import RevocationWatch
+from api.security_headers import SecurityHeaders, page_with_its_assets
+from api.throttle import FailedAuthentications, Throttled
+from api.tokens import TOKENS_CHANNEL
 from api.timeline_tail import TimelineTail
 from api.status_page import PublicDocuments, status_router
 from api.status_site import Site
@@ -46,7 +58,38 @@ SERVER_OPTIONS: dict[str, Any] = {
 log = logging.getLogger(__name__)
 
 
+class TrackerTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws that also refuses a client over its limit of failed authentications
+    (close code 4429) and is closed (4403, as for a refused token) the moment its token is revoked."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        revocations = self.context.runtime.revocations
+        ticket = revocations.ticket()
+        try:
+            await super().handle_connection_init(message)
+        except Throttled as throttled:
+            await self.websocket.close(code=4429, reason=str(throttled))
+            return
+        if self.connection_acknowledged and self.context.principal is not None:
+            revocations.watch(self.context.principal.token_id, self, ticket)
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            if self.context.principal is not None:
+                self.context.runtime.revocations.forget(self.context.principal.token_id, self)
+
+    async def close_revoked(self) -> None:
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        if self.context.request.application_state is WebSocketState.CONNECTED:
+            await self.websocket.close(code=4403, reason="The token was revoked.")
+
+
 class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = TrackerTransportWS
+
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Parse errors never reach the schema's extensions; give them a code here too."""
         if result.errors:
@@ -57,23 +100,38 @@ class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
         """Websockets authenticate with ``{"Authorization": "Bearer …"}`` in connection_init."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("Authorization") or params.get("authorization")
-        principal, error = await authenticate(context.runtime, header if isinstance(header, str) else None)
+        principal, error = await authenticate(
+            context.runtime, header if isinstance(header, str) else None, client_address(context.request)
+        )
         if error:
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": error})
         context.principal = principal
         return None
 
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL (development only) loads its code from a CDN: allowed on this page alone."""
+        return page_with_its_assets(self.graphql_ide_html)
+
+
+def client_address(connection: HTTPConnection) -> str | None:
+    return connection.client.host if connection.client else None
+
 
 def create_app(tracker: Tracker) -> FastAPI:
+    redact_server_log()
+    settings = tracker.settings
     app_state: dict[str, Runtime] = {}
+    failed_authentications = FailedAuthentications(settings.auth_failures_per_minute)
     events_table = tracker.app.recorder.events_table_name  # type: ignore[attr-defined]
     events_channel = tracker.app.recorder.channel_name  # type: ignore[attr-defined]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_read_pool(tracker.database_url, size=tracker.settings.pool_size)
-        listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL])
+        pool = await open_read_pool(tracker.database_url, size=settings.pool_size)
+        listener = Listener(tracker.database_url, [events_channel, VIEWS_CHANNEL, TOKENS_CHANNEL])
         await listener.start()
+        revocations = RevocationWatch(pool, listener.bell(TOKENS_CHANNEL))
+        await revocations.start()
         tail = TimelineTail(
             lambda after, limit: pool.fetch(TAIL_SQL, after, limit),
             lambda: pool.fetchval("SELECT coalesce(max(position), 0) FROM timeline"),
@@ -88,10 +146,13 @@ def create_app(tracker: Tracker) -> FastAPI:
             tracking_tables=[p.tracking_table for p in all_projections()],
             events_channel=events_channel,
             tail=tail,
+            failed_authentications=failed_authentications,
+            revocations=revocations,
         )
         try:
             yield
         finally:
+            await revocations.stop()
             await tail.stop()
             await listener.stop()
             try:
@@ -106,31 +167,59 @@ def create_app(tracker: Tracker) -> FastAPI:
         runtime = app_state["runtime"]
         if websocket is not None:
             return Context(runtime=runtime)
-        principal, error = await authenticate(runtime, request.headers.get("authorization"))
+        principal, error = await authenticate(runtime, request.headers.get("authorization"), client_address(request))
         return Context(runtime=runtime, principal=principal, auth_error=error)
 
-    production = tracker.settings.production
+    production = settings.production
     app = FastAPI(
         title="Restoration Tracker",
         version=VERSION,
         description="The system of record for recovering from a cyber attack or major outage.",
         lifespan=lifespan,
-        docs_url=None if production else "/docs",
+        docs_url=None,  # served below, with a policy of its own
         redoc_url=None,
         openapi_url=None if production else "/openapi.json",
     )
+    # The last added runs first: limits innermost, so their 413 and 504 carry CORS and security headers.
     app.add_middleware(RequestLimits)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],  # so a page can honour a 429
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(Throttled)
+    async def throttled(request: Request, error: Throttled) -> JSONResponse:
+        return JSONResponse(graphql_error("RATE_LIMITED", str(error)), status_code=429,
+                            headers={"Retry-After": str(error.retry_after)})
+
     app.include_router(
         TrackerGraphQLRouter(
             build_schema(production=production, mutation=Mutation),
             path="/graphql",
             context_getter=context_getter,
             graphql_ide=None if production else "graphiql",
+            # The contract is graphql-transport-ws (README); revoked tokens are closed on it.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            allowed_origins=settings.cors_origins,
         )
     )
 
+    if not production:
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            swagger = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title}: HTTP API")
+            return page_with_its_assets(bytes(swagger.body).decode())
+
     async def is_auditor(request: Request) -> bool:
-        principal, _ = await authenticate(app_state["runtime"], request.headers.get("authorization"))
+        principal, _ = await authenticate(
+            app_state["runtime"], request.headers.get("authorization"), client_address(request)
+        )
         return principal is not None and principal.role in AUDITORS
 
     app.include_router(
@@ -141,7 +230,7 @@ def create_app(tracker: Tracker) -> FastAPI:
         )
     )
 
-    app.state.public_documents = PublicDocuments(Site(tracker.settings.site_name, tracker.settings.public_url))
+    app.state.public_documents = PublicDocuments(Site(settings.site_name, settings.public_url))
     app.include_router(
         status_router(
             app.state.public_documents,

@@ -12,8 +12,9 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_SECONDS = 15.0
 
 
-def _graphql_error(code: str, message: str) -> bytes:
-    return json.dumps({"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+def graphql_error(code: str, message: str) -> dict[str, Any]:
+    """A refusal made before GraphQL runs, in the shape of a GraphQL response."""
+    return {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 class RequestLimits:
@@ -65,7 +66,7 @@ class RequestLimits:
 
     @staticmethod
     async def _reply(send: Send, status: int, code: str, message: str) -> None:
-        body = _graphql_error(code, message)
+        body = json.dumps(graphql_error(code, message)).encode()
         headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

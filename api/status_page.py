@@ -39,14 +39,8 @@ CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=300, stale-if-error=
 serve the old copy while it revalidates, and for a day if the tracker is down."""
 RETRY_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 5.0
-HTML_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-}
+HTML_HEADERS = {"content-security-policy": CONTENT_SECURITY_POLICY}  # the rest: api.security_headers
 DATA_HEADERS = {
-    "x-content-type-options": "nosniff",
     "access-control-allow-origin": "*",  # widgets on other sites read status.json from the browser
 }
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)

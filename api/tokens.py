@@ -13,6 +13,9 @@ from uuid import UUID, uuid4
 import psycopg
 
 TOKEN_PREFIX = "rt_"
+TOKENS_CHANNEL = "api_tokens"
+"""NOTIFY'd when a token is revoked, so the API closes the websockets open with it at once
+(HTTP requests look their token up every time)."""
 
 
 class Role(StrEnum):
@@ -84,17 +87,22 @@ def list_tokens(connection: psycopg.Connection[Any]) -> list[TokenInfo]:
 
 
 def revoke_token(connection: psycopg.Connection[Any], token_id: UUID) -> bool:
-    """True if the token existed and was live; it stops working at once."""
+    """True if the token existed and was live; it stops working at once, on open websockets too."""
     ensure_table(connection)
     revoked = connection.execute(
         "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (token_id,)
     ).rowcount
+    if revoked:
+        # Delivered on commit, with the update: whoever hears it reads the table already changed.
+        connection.execute("SELECT pg_notify(%s, '')", (TOKENS_CHANNEL,))
     connection.commit()
     return revoked == 1
 
 
-AUTHENTICATE_SQL = "SELECT name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-"""For the async read path: name and role of a live token (asyncpg placeholder style)."""
+AUTHENTICATE_SQL = "SELECT id, name, role FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+"""For the async read path: id, name and role of a live token (asyncpg placeholder style)."""
+LIVE_AMONG_SQL = "SELECT id FROM api_tokens WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL"
+"""Which of the token ids in $1 are still live."""
 
 
 def _info(row: tuple[Any, ...]) -> TokenInfo:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import asyncio
 from typing import Any
 
@@ -54,11 +54,24 @@ class Api:
         return result["data"]
 
 
-@asynccontextmanager
-async def running_api(app: RestorationApp, url: str, *, environment: str = "test") -> AsyncIterator[Api]:
-    settings = Settings(database_url=url, data_dir=Settings.from_env({}).data_dir, environment=environment, pool_size=5)
-    tracker = Tracker(settings=settings, database_url=url, app=app)
+    @asynccontextmanager
+    async def client_at(self, address: str) -> AsyncIterator[httpx.AsyncClient]:
+        """Another client of the same app, connecting from ``address``."""
+        transport = ASGIWebSocketTransport(app=self.http_app, client=(address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+            yield client
+
+
+def tracker_for(app: RestorationApp, url: str, *, environment: str = "test", **settings: Any) -> Tracker:
+    """The tracker as ``open_tracker`` builds it, with ``settings`` (Settings fields) changed."""
     prepare_read_side(url)
+    base = Settings(database_url=url, data_dir=Settings.from_env({}).data_dir, environment=environment, pool_size=5)
+    return Tracker(settings=replace(base, **settings), database_url=url, app=app)
+
+
+@asynccontextmanager
+async def running_api(app: RestorationApp, url: str, *, environment: str = "test", **settings: Any) -> AsyncIterator[Api]:
+    tracker = tracker_for(app, url, environment=environment, **settings)
     http_app = create_app(tracker)
     with projections_running(tracker):
         # The lifespan itself, not asgi-lifespan's manager: pytest-asyncio may finish a
@@ -86,15 +99,15 @@ async def caught_up(api: Api) -> None:
 
 
 @contextmanager
-def served_over_tcp(app: RestorationApp, url: str) -> Iterator[str]:
-    """The API under uvicorn on a loopback port, in a thread: for clients that need a socket."""
-    settings = Settings(database_url=url, data_dir=Settings.from_env({}).data_dir, environment="test", pool_size=5)
-    tracker = Tracker(settings=settings, database_url=url, app=app)
-    prepare_read_side(url)
+def served_over_tcp(app: RestorationApp, url: str, *, log_level: str = "warning", **settings: Any) -> Iterator[str]:
+    """The API under uvicorn on a loopback port, in a thread: for clients that need a socket.
+    uvicorn's loggers (access log included) propagate to the root logger, so caplog sees them."""
+    tracker = tracker_for(app, url, **settings)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(tracker), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(tracker), host="127.0.0.1", port=port, log_level=log_level,
+                                           log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     with projections_running(tracker):
         thread.start()

@@ -221,3 +221,18 @@ async def assert_accessible(page: Page, name: str) -> None:
     blocking = [v for v in results.response["violations"] if v["impact"] in BLOCKING_IMPACTS]
     await screenshot(page, name)
     assert not blocking, results.generate_report()
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/docs"])
+async def test_the_development_tools_break_no_rule_of_their_policy(browser: Browser, served: Served, path: str) -> None:
+    """GraphiQL and the API docs load their code from public CDNs (which a test machine may not
+    reach: then they stop there, and that is not what is checked); nothing the page asks for
+    is refused by its Content-Security-Policy, its inline script included."""
+    page = await browser.new_page()
+    await page.add_init_script(  # runs before the page's own scripts, outside its policy
+        "window.violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (e) => window.violations.push(`${e.effectiveDirective} ${e.blockedURI}`));"
+    )
+    await page.goto(f"{served.base}{path}")
+    assert await page.evaluate("window.violations") == []

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,8 @@ from strawberry.types import Info
 from api.composition import Tracker
 from api.graphql.errors import ApiError, Code
 from api.listener import Listener
+from api.revocations import RevocationWatch
+from api.throttle import FailedAuthentications
 from api.timeline_tail import TimelineTail
 from api.tokens import AUTHENTICATE_SQL, Role, token_hash
 from domain.errors import DomainError
@@ -27,6 +30,7 @@ READ_YOUR_WRITES_SECONDS = 5.0
 class Principal:
     name: str
     role: Role
+    token_id: UUID
 
 
 @dataclass
@@ -39,6 +43,8 @@ class Runtime:
     tracking_tables: list[str]
     events_channel: str
     tail: TimelineTail
+    failed_authentications: FailedAuthentications
+    revocations: RevocationWatch
 
     async def wait_for_views(self, position: int | None) -> None:
         """Return once every view has reached ``position`` (read your writes).
@@ -95,17 +101,27 @@ class Context(BaseContext):
         super().__init__()
 
 
-async def authenticate(runtime: Runtime, authorization: str | None) -> tuple[Principal | None, str | None]:
-    """(principal, error): no header is anonymous; a bad header is an error, not anonymous."""
+async def authenticate(
+    runtime: Runtime, authorization: str | None, address: str | None
+) -> tuple[Principal | None, str | None]:
+    """(principal, error): no header is anonymous; a bad header is an error, not anonymous.
+
+    Raises :class:`api.throttle.Throttled` while the client ``address`` is over its limit of
+    failed authentications (before looking the token up); each failure here counts.
+    """
     if not authorization:
         return None, None
+    runtime.failed_authentications.check(address)
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None, "Send the token as 'Authorization: Bearer <token>'."
-    row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
-    if row is None:
-        return None, "That token is not valid (unknown or revoked)."
-    return Principal(name=row["name"], role=Role(row["role"])), None
+        error = "Send the token as 'Authorization: Bearer <token>'."
+    else:
+        row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
+        if row is not None:
+            return Principal(name=row["name"], role=Role(row["role"]), token_id=row["id"]), None
+        error = "That token is not valid (unknown or revoked)."
+    runtime.failed_authentications.failed(address)
+    return None, error
 
 
 PUBLIC = frozenset({None, *Role})
