@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
 
 from api.composition import Tracker, open_read_pool
@@ -26,6 +28,7 @@ from api.graphql.schema import build_schema
 from api.limits import RequestLimits
 from api.graphql.timeline import TAIL_SQL, TimelineEntry
 from api.listener import Listener
+from api.outage import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, DatabaseUnavailable, unavailable_response
 from api.timeline_tail import TimelineTail
 from api.status_page import PublicDocuments, status_router
 from api.status_site import Site
@@ -46,12 +49,39 @@ SERVER_OPTIONS: dict[str, Any] = {
 log = logging.getLogger(__name__)
 
 
+TRY_AGAIN_LATER = 1013
+"""The websocket close code for a temporary condition: clients reconnect, as they would not
+after 4403 (a refused token)."""
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except DatabaseUnavailable:  # the token could not be checked, not refused
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason=DATABASE_UNAVAILABLE)
+
+
 class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Parse errors never reach the schema's extensions; give them a code here too."""
         if result.errors:
             result.errors = [add_code(error) for error in result.errors]
         return process_result(result)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """An answer the database's absence spoiled is a 503 with Retry-After, not a 200."""
+        response = super().create_response(response_data, sub_response)
+        results = response_data if isinstance(response_data, list) else [response_data]
+        if any(error.get("extensions", {}).get("code") == DATABASE_UNAVAILABLE
+               for result in results for error in result.get("errors") or []):
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Websockets authenticate with ``{"Authorization": "Bearer …"}`` in connection_init."""
@@ -120,6 +150,9 @@ def create_app(tracker: Tracker) -> FastAPI:
         openapi_url=None if production else "/openapi.json",
     )
     app.add_middleware(RequestLimits)
+    app.add_exception_handler(
+        DatabaseUnavailable, lambda request, error: unavailable_response(str(error))  # type: ignore[arg-type]
+    )
     app.include_router(
         TrackerGraphQLRouter(
             build_schema(production=production, mutation=Mutation),
@@ -162,7 +195,7 @@ def create_app(tracker: Tracker) -> FastAPI:
             return JSONResponse(
                 {"status": "unavailable", "detail": f"event store unreachable ({type(error).__name__})"},
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return JSONResponse({"status": "ok", "version": VERSION, "headPosition": head})
 
