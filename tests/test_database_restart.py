@@ -1,6 +1,6 @@
 """PostgreSQL restarted under load: operators writing over HTTP, a projection worker, and live
 subscribers. While it is away every endpoint says so (503 and Retry-After, never a 500 or a
-hang); once it is back everything recovers by itself within the bound the product promises,
+hang); once it is back everything recovers by itself within the bound issue #8 sets,
 with no acknowledged write lost, no gap or duplicate in any feed, and every view as a replay of
 the log builds it.
 
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 
 OUTAGE_SECONDS = 4.0
 RECOVERY_SECONDS = 10.0
-"""The product's promise: everything works again within 10 s of the database's return."""
+"""The bound issue #8 sets: everything works again within 10 s of the database's return."""
 SERVICES_QUERY = "query { services { slug status } }"
 TIMELINE_AT = "query($after: String) { timeline(first: 1, after: $after) { edges { node { position } } } }"
 
