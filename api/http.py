@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -38,6 +38,7 @@ from api.revocations import RevocationWatch
 from api.security_headers import SecurityHeaders, page_with_its_assets
 from api.throttle import FailedAuthentications, Throttled
 from api.tokens import TOKENS_CHANNEL
+from api.outage import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, DatabaseUnavailable, unavailable_response
 from api.timeline_tail import TimelineTail
 from api.status_page import PublicDocuments, status_router
 from api.status_site import Site
@@ -58,9 +59,15 @@ SERVER_OPTIONS: dict[str, Any] = {
 log = logging.getLogger(__name__)
 
 
+TRY_AGAIN_LATER = 1013
+"""The websocket close code for a temporary condition: clients reconnect, as they would not
+after 4403 (a refused token)."""
+
+
 class TrackerTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws that also refuses a client over its limit of failed authentications
-    (close code 4429) and is closed (4403, as for a refused token) the moment its token is revoked."""
+    (close code 4429), asks it to come back later when its token cannot be checked (1013), and
+    is closed (4403, as for a refused token) the moment its token is revoked."""
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         revocations = self.context.runtime.revocations
@@ -69,6 +76,9 @@ class TrackerTransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle_connection_init(message)
         except Throttled as throttled:
             await self.websocket.close(code=4429, reason=str(throttled))
+            return
+        except DatabaseUnavailable:  # the token could not be checked, not refused
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason=DATABASE_UNAVAILABLE)
             return
         if self.connection_acknowledged and self.context.principal is not None:
             revocations.watch(self.context.principal.token_id, self, ticket)
@@ -95,6 +105,18 @@ class TrackerGraphQLRouter(GraphQLRouter[Context, None]):
         if result.errors:
             result.errors = [add_code(error) for error in result.errors]
         return process_result(result)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """An answer the database's absence spoiled is a 503 with Retry-After, not a 200."""
+        response = super().create_response(response_data, sub_response)
+        results = response_data if isinstance(response_data, list) else [response_data]
+        if any(error.get("extensions", {}).get("code") == DATABASE_UNAVAILABLE
+               for result in results for error in result.get("errors") or []):
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Websockets authenticate with ``{"Authorization": "Bearer …"}`` in connection_init."""
@@ -198,6 +220,9 @@ def create_app(tracker: Tracker) -> FastAPI:
         return JSONResponse(graphql_error("RATE_LIMITED", str(error)), status_code=429,
                             headers={"Retry-After": str(error.retry_after)})
 
+    app.add_exception_handler(
+        DatabaseUnavailable, lambda request, error: unavailable_response(str(error))  # type: ignore[arg-type]
+    )
     app.include_router(
         TrackerGraphQLRouter(
             build_schema(production=production, mutation=Mutation),
@@ -251,7 +276,7 @@ def create_app(tracker: Tracker) -> FastAPI:
             return JSONResponse(
                 {"status": "unavailable", "detail": f"event store unreachable ({type(error).__name__})"},
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return JSONResponse({"status": "ok", "version": VERSION, "headPosition": head})
 

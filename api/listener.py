@@ -32,7 +32,11 @@ class Doorbell:
 
 
 class Listener:
-    """Listens on ``channels`` and rings each channel's doorbell; heartbeats and reconnects."""
+    """Listens on ``channels`` and rings each channel's doorbell; heartbeats and reconnects.
+
+    Its connection is also the process's probe of the database: ``away`` says the database
+    could not be reached lately, so a caller can refuse work at once instead of waiting.
+    """
 
     def __init__(
         self,
@@ -40,13 +44,16 @@ class Listener:
         channels: list[str],
         *,
         heartbeat_seconds: float = 2.0,
-        max_backoff_seconds: float = 10.0,
+        max_backoff_seconds: float = 1.0,
     ) -> None:
         self.url = url
         self.bells = {channel: Doorbell() for channel in channels}
         self.heartbeat_seconds = heartbeat_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        """Short: the database must be noticed back within a second or so of its return."""
         self.connected = asyncio.Event()
+        self.away = False
+        """True from a failed attempt to reach the database until the next connection."""
         self._task: asyncio.Task[None] | None = None
 
     def bell(self, channel: str) -> Doorbell:
@@ -71,20 +78,26 @@ class Listener:
             try:
                 connection = await asyncpg.connect(self.url, timeout=5)
             except Exception as error:  # any failure to connect is retried, never fatal
+                self.away = True
                 log.warning("listener cannot connect (%s); retrying in %.1fs", error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_seconds)
                 continue
             backoff = 0.2
+            closed = asyncio.Event()  # the server said goodbye: do not wait for the heartbeat
+            connection.add_termination_listener(lambda _: closed.set())
             try:
                 for channel, bell in self.bells.items():
                     await connection.add_listener(channel, lambda *_, bell=bell: bell.ring())
                 self.connected.set()
+                self.away = False
                 self.ring_all()  # anything announced while we were away is read now
                 while True:
-                    await asyncio.sleep(self.heartbeat_seconds)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), self.heartbeat_seconds)
                     await connection.fetchval("SELECT 1", timeout=self.heartbeat_seconds)
             except Exception as error:  # whatever broke the connection, start again
+                self.away = True
                 log.warning("listener lost its connection (%s); reconnecting", error)
                 await asyncio.sleep(backoff)
             finally:

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from api.listener import Doorbell
+from api.outage import RETRY_AFTER_SECONDS
 from api.status_site import CONTENT_SECURITY_POLICY, Document, Documents, Site, read_snapshot, read_version, render_site
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def status_router(
         except Unavailable:
             return PlainTextResponse(
                 "The status page cannot be shown for a moment. Please try again shortly.",
-                status_code=503, headers={"retry-after": "5", "cache-control": "no-store"},
+                status_code=503, headers={"retry-after": str(RETRY_AFTER_SECONDS), "cache-control": "no-store"},
             )
         return conditional_response(request, pick(current), headers)
 

@@ -51,15 +51,25 @@ def _scratch(server_url: str) -> Iterator[str]:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_worker(url: str, output: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """`restoration worker` as a process of its own, on ``url``, running this checkout's code."""
+def start_restoration(url: str, *arguments: str, output: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """`restoration ARGUMENTS…` as a process of its own, on ``url``, running this checkout's code."""
     path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
-        [Path(sys.executable).with_name("restoration"), "worker"],
+        [Path(sys.executable).with_name("restoration"), *arguments],
         env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": path},
         stdout=output,
         stderr=subprocess.STDOUT,
     )
+
+
+def start_worker(url: str, output: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """`restoration worker`: the projection worker."""
+    return start_restoration(url, "worker", output=output)
+
+
+def start_api(url: str, port: int, output: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """`restoration serve --no-workers` on a loopback port: the API alone, as deployed beside workers."""
+    return start_restoration(url, "serve", "--no-workers", "--port", str(port), output=output)
 
 
 def report(title: str, rows: list[tuple[str, float, str]]) -> None:

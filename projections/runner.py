@@ -288,7 +288,7 @@ class Worker:
         projections: Sequence[Projection],
         *,
         heartbeat_seconds: float = 1.0,
-        max_backoff_seconds: float = 10.0,
+        max_backoff_seconds: float = 1.0,
         batch_size: int = BATCH_SIZE,
         retry_on: tuple[type[BaseException], ...] = (),
     ) -> None:
@@ -297,6 +297,7 @@ class Worker:
         self.projections = list(projections)
         self.heartbeat_seconds = heartbeat_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        """Short, so the views catch up within a second or so of the database's return."""
         self.batch_size = batch_size
         self.retry_on = (psycopg.OperationalError, *retry_on)
         """Failures that are waited out and retried, like a lost database (e.g. a broker's)."""

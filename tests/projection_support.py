@@ -1,12 +1,14 @@
 """Helpers for projection tests: an event log for an app, building a view, waiting for a
-condition, and a history full of back-dated facts and corrections."""
+condition, comparing views with a replay, and a history full of back-dated facts and corrections."""
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from uuid import UUID
 
 import psycopg
@@ -19,7 +21,7 @@ from domain.application import RestorationApp
 from domain.incident import Incident
 from domain.values import Provenance
 from projections.base import Projection
-from projections.runner import EventLog, Worker, catch_up, create_tables, rebuild, table_rows
+from projections.runner import EventLog, Worker, catch_up, create_tables, rebuild, replay_differences, table_rows
 
 WAIT_SECONDS = 20.0
 
@@ -36,6 +38,30 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_while_running(
+    condition: Callable[[], bool], processes: Iterable[subprocess.Popen[bytes]], log_file: Path, what: str
+) -> None:
+    """Wait for ``condition`` while the processes live (a hang guard, not a speed check); if
+    one exits or time runs out, fail with what the processes wrote to ``log_file``."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise AssertionError(f"{process.args} exited ({process.returncode}) before {what}:\n"
+                                     f"{log_file.read_text()}")
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}:\n{log_file.read_text()}")
+
+
+def assert_views_match_a_replay(connection: psycopg.Connection, log: EventLog, projections: Iterable[Projection]) -> None:
+    """Every view holds exactly the rows a replay of its events from position 0 gives."""
+    for projection in projections:
+        differences = replay_differences(connection, log, projection)
+        assert not differences, f"{projection.name}: {len(differences)} rows differ, e.g. {differences[:4]}"
 
 
 @contextmanager

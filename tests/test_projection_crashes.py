@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from bench.workload import Workload
 from domain.application import RestorationApp
 from domain.values import Provenance
 from projections.catalog import all_projections
-from projections.runner import lags, replay_differences
-from tests.projection_support import WAIT_SECONDS, log_of
+from projections.runner import lags
+from tests.projection_support import WAIT_SECONDS, assert_views_match_a_replay, log_of, wait_while_running
 
 pytestmark = pytest.mark.slow
 
@@ -49,18 +47,6 @@ def write_through_commands(app: RestorationApp, workload: Workload) -> None:
                 provenance=Provenance("lead@example.org", reason="Supplier estimate", occurred_at=late))
     app.publish_workaround(service_id, channel="Web form", instructions="Use the web form.",
                            provenance=Provenance("comms@example.org"))
-
-
-def wait_for(condition: Callable[[], bool], worker: subprocess.Popen[bytes], log_file: Path, what: str) -> None:
-    """Wait for ``condition`` while the worker lives (a hang guard, not a speed check)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise AssertionError(f"the worker exited ({worker.returncode}) before {what}:\n{log_file.read_text()}")
-        if condition():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}:\n{log_file.read_text()}")
 
 
 def test_killed_workers_leave_every_view_as_a_replay_builds_it(
@@ -94,7 +80,8 @@ def test_killed_workers_leave_every_view_as_a_replay_builds_it(
                 write(app, workload, CHUNK)
                 head = app.head_position()
             worker = start_worker(database_url, output)
-            wait_for(lambda: positions()[target] > before[target], worker, log_file, f"{target} to apply a batch")
+            wait_while_running(lambda: positions()[target] > before[target], [worker], log_file,
+                               f"{target} to apply a batch")
             time.sleep(chance.uniform(0, 0.05))
             worker.send_signal(signal.SIGKILL)
             worker.wait()
@@ -105,13 +92,11 @@ def test_killed_workers_leave_every_view_as_a_replay_builds_it(
 
         worker = start_worker(database_url, output)
         try:
-            wait_for(lambda: set(positions().values()) == {app.head_position()}, worker, log_file,
-                     "every projection to catch up")
+            wait_while_running(lambda: set(positions().values()) == {app.head_position()}, [worker], log_file,
+                               "every projection to catch up")
         finally:
             worker.terminate()
             worker.wait(timeout=WAIT_SECONDS)
 
         assert positions() == {name: app.head_position() for name in names}
-        for projection in projections:
-            differences = replay_differences(connection, log, projection)
-            assert not differences, f"{projection.name}: {len(differences)} rows differ, e.g. {differences[:4]}"
+        assert_views_match_a_replay(connection, log, projections)

@@ -18,12 +18,18 @@ from api.graphql.errors import ApiError, Code
 from api.listener import Listener
 from api.revocations import RevocationWatch
 from api.throttle import FailedAuthentications
+from api.outage import DATABASE_AWAY, DatabaseUnavailable
 from api.timeline_tail import TimelineTail
 from api.tokens import AUTHENTICATE_SQL, Role, token_hash
 from domain.errors import DomainError
 from projections.runner import VIEWS_CHANNEL
 
 READ_YOUR_WRITES_SECONDS = 5.0
+NOT_RECORDED = "The database is unavailable for a moment, so nothing was recorded. Try again in a few seconds."
+MAYBE_RECORDED = (
+    "The database went away while this was being recorded, so it was most likely not recorded; but if "
+    "the connection dropped during the commit itself it may have been. Check the timeline before repeating it."
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,10 @@ class Runtime:
         bell = self.listener.bell(VIEWS_CHANNEL)
         while True:
             ticket = bell.ticket()
-            reached = await self.pool.fetchval(self._min_tracked_sql())
+            try:
+                reached = await self.pool.fetchval(self._min_tracked_sql())
+            except DATABASE_AWAY:
+                raise stored_but_unreadable(position) from None
             if reached is not None and reached >= position:
                 # The NOTIFY that announced this may reach the listener a moment after the
                 # tables show it; ring now, so this process's caches (the status page) check
@@ -71,6 +80,7 @@ class Runtime:
                     f"Your change is stored (position {position}), but the views have only reached "
                     f"position {reached or 0}, so it may not show yet. Nothing needs redoing: "
                     "read again in a moment, and check that a projection worker is running.",
+                    {"position": position},
                 )
             try:
                 await asyncio.wait_for(ticket.wait(), remaining)
@@ -82,11 +92,31 @@ class Runtime:
         return f"SELECT least({', '.join(parts)})"
 
     async def command(self, run: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a write-side command off the event loop, turning refusals into API errors."""
+        """Run a write-side command off the event loop, turning refusals into API errors.
+
+        While the database is known to be away the command is not started at all, so it
+        answers at once and certainly recorded nothing; one caught by the outage on its way
+        fails within a few seconds (see api.composition.open_application).
+        """
+        if self.listener.away:
+            raise ApiError(Code.DATABASE_UNAVAILABLE, NOT_RECORDED)
         try:
             return await run_in_threadpool(run, *args, **kwargs)
         except DomainError as error:
             raise ApiError(Code(error.code), error.message) from None
+        except DATABASE_AWAY:
+            raise ApiError(Code.DATABASE_UNAVAILABLE, MAYBE_RECORDED) from None
+
+
+def stored_but_unreadable(position: int) -> ApiError:
+    """A change is stored but the database went away before it could be read back: the
+    client must learn its position, not be told to try again (that would record it twice)."""
+    return ApiError(
+        Code.VIEWS_LAGGING,
+        f"Your change is stored (position {position}), but the database went away before it could be "
+        "read back. Nothing needs redoing: read it again in a few seconds.",
+        {"position": position},
+    )
 
 
 @dataclass
@@ -116,7 +146,10 @@ async def authenticate(
     if scheme.lower() != "bearer" or not token.strip():
         error = "Send the token as 'Authorization: Bearer <token>'."
     else:
-        row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
+        try:
+            row = await runtime.pool.fetchrow(AUTHENTICATE_SQL, token_hash(token.strip()))
+        except DATABASE_AWAY as away:
+            raise DatabaseUnavailable("Tokens cannot be checked while the database is unavailable.") from away
         if row is not None:
             return Principal(name=row["name"], role=Role(row["role"]), token_id=row["id"]), None
         error = "That token is not valid (unknown or revoked)."

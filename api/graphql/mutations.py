@@ -3,17 +3,17 @@ only once the views have caught up, with the position of its last event."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.graphql.context import WRITERS, Context, access
+from api.graphql.context import WRITERS, Context, access, stored_but_unreadable
 from api.graphql.enums import (
     Audience,
     Confidence,
@@ -26,8 +26,11 @@ from api.graphql import webhooks
 from api.graphql.errors import ApiError, Code
 from api.graphql.timeline import uuid_arg
 from api.graphql.views import Incident, Service, load_incident, load_service
+from api.outage import DATABASE_AWAY
 from domain.application import Recorded
 from domain.values import Provenance
+
+T = TypeVar("T")
 
 
 @strawberry.input
@@ -194,12 +197,23 @@ async def _record(info: Info[Context, Any], stamp: Stamp, command: Callable[...,
     return recorded
 
 
+async def _read_back(recorded: Recorded, read: Awaitable[T]) -> T:
+    """What the change changed, read from the views; if the database has gone away since the
+    change was stored, say where it is stored instead of failing as if nothing had happened."""
+    try:
+        return await read
+    except DATABASE_AWAY:
+        if recorded.position is None:  # nothing was stored: an outage like any other
+            raise
+        raise stored_but_unreadable(recorded.position) from None
+
+
 async def _service_payload(info: Info[Context, Any], recorded: Recorded, service_id: UUID) -> ServicePayload:
-    return ServicePayload(position=recorded.position, service=await load_service(info, service_id))
+    return ServicePayload(position=recorded.position, service=await _read_back(recorded, load_service(info, service_id)))
 
 
 async def _incident_payload(info: Info[Context, Any], recorded: Recorded) -> IncidentPayload:
-    return IncidentPayload(position=recorded.position, incident=await load_incident(info, recorded.id))
+    return IncidentPayload(position=recorded.position, incident=await _read_back(recorded, load_incident(info, recorded.id)))
 
 
 def _app(info: Info[Context, Any]) -> Any:
@@ -354,8 +368,8 @@ class Mutation:
         recorded = await _record(
             info, input, _app(info).correct_event, input.position, changes=_snake(input.changes)
         )
-        service = await load_service(info, recorded.id, missing_ok=True)
-        incident = None if service else await load_incident(info, recorded.id)
+        service = await _read_back(recorded, load_service(info, recorded.id, missing_ok=True))
+        incident = None if service else await _read_back(recorded, load_incident(info, recorded.id))
         return CorrectionPayload(position=recorded.position, service=service, incident=incident)
 
 

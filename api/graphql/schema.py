@@ -19,7 +19,7 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as create_alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as create_depth_rule
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from api.graphql import timeline, views
@@ -28,6 +28,7 @@ from api.graphql.enums import Status
 from api.graphql.context import Context
 from api.graphql.errors import Code, add_code, should_mask
 from api.graphql.shared_events import SharedEventExecutor
+from api.outage import DATABASE_AWAY
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2_000
@@ -168,6 +169,14 @@ class ErrorPolicy(MaskErrors):
 LIMIT_RULES = (create_depth_rule(MAX_DEPTH, None), create_alias_rule(MAX_ALIASES))
 
 
+class TrackerSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """The database being away is logged by the listener that notices it, once per retry,
+        not with a traceback for every request that finds it away."""
+        super().process_errors([e for e in errors if not isinstance(e.original_error, DATABASE_AWAY)],
+                               execution_context)
+
+
 def build_schema(*, production: bool, mutation: type | None = None) -> strawberry.Schema:
     rules = [*LIMIT_RULES, *([NoSchemaIntrospectionCustomRule] if production else [])]
     extensions: list[Any] = [
@@ -177,7 +186,7 @@ def build_schema(*, production: bool, mutation: type | None = None) -> strawberr
         ValidationCache,
         ErrorPolicy,
     ]
-    return strawberry.Schema(
+    return TrackerSchema(
         query=Query,
         mutation=mutation,
         subscription=Subscription,
