@@ -23,7 +23,8 @@ from domain.values import Provenance
 from projections.base import Projection
 from projections.runner import EventLog, Worker, catch_up, create_tables, rebuild, replay_differences, table_rows
 
-WAIT_SECONDS = 20.0
+WAIT_SECONDS = 120.0
+"""How long a broken build may hang before a test gives up: generous, for shared and busy machines."""
 
 
 def log_of(app: RestorationApp) -> EventLog:
