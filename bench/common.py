@@ -134,16 +134,21 @@ def report(title: str, rows: Sequence[Row | tuple[str, float, str]]) -> None:
     for row in figures:
         line = f"  {row.name:<{width}}  {row.value:>12,.1f} {row.unit:<{units}}"
         if row.baseline is not None and row.ratio is not None:
-            line += f"  {row.ratio:.2f} x {names.get(id(row.baseline), row.baseline.name.strip())}"
+            line += f"  {ratio_text(row.ratio)} x {names.get(id(row.baseline), row.baseline.name.strip())}"
         print(line.rstrip())
     for row in figures:
         if row.target is not None:
-            measured = f"ratio {row.ratio:.2f}" if row.target.of_ratio else f"{row.value:,.1f} {row.unit}".rstrip()
+            measured = f"ratio {ratio_text(row.ratio)}" if row.target.of_ratio else f"{row.value:,.1f} {row.unit}".rstrip()
             print(f"  {'PASS' if row.met else 'BELOW TARGET'}: {names[id(row)]} {measured} "
                   f"(target {row.target.describe(row.unit)})")
     if results := os.environ.get("BENCH_RESULTS"):
         with open(results, "a", encoding="utf-8") as file:
             file.write(json.dumps(_result(title, figures, names)) + "\n")
+
+
+def ratio_text(ratio: float) -> str:
+    """Two decimals, or two significant digits for a ratio too small to show in two decimals."""
+    return f"{ratio:.2f}" if abs(ratio) >= 0.1 else f"{ratio:.2g}"
 
 
 def _full_names(rows: list[Row]) -> dict[int, str]:

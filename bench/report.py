@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PROJECT_ROOT, Target  # noqa: E402
+from bench.common import PROJECT_ROOT, Target, ratio_text  # noqa: E402
 
 MACHINE = [("CPU", "cpu"), ("Cores", "cores"), ("Memory", "memory"), ("OS", "os"), ("Python", "python")]
 
@@ -53,7 +53,7 @@ def render(results: list[dict[str, Any]]) -> str:
                 target = Target(**row["target"])
                 lines.append(_cells(
                     result["script"], row["full_name"],
-                    f"ratio {_ratio(row['ratio'])}" if target.of_ratio else _quantity(row),
+                    f"ratio {ratio_text(row['ratio'])}" if target.of_ratio else _quantity(row),
                     target.describe(row["unit"]), _verdict(row["met"]),
                 ))
     for result in results:
@@ -73,7 +73,7 @@ def render(results: list[dict[str, Any]]) -> str:
                 _indented(row["name"]),
                 _quantity(row),
                 f"{baseline['full_name']}: {_quantity(baseline)}" if baseline else "",
-                _ratio(row["ratio"]) if row["ratio"] is not None else "",
+                ratio_text(row["ratio"]) if row["ratio"] is not None else "",
                 target.describe(row["unit"]) if target else "",
                 _verdict(row["met"]) if target else "",
             ))
@@ -99,10 +99,6 @@ def _quantity(row: dict[str, Any]) -> str:
     value = row["value"]
     digits = 0 if abs(value) >= 100 or float(value).is_integer() else 1 if abs(value) >= 10 else 2
     return f"{value:,.{digits}f} {row['unit']}".rstrip()
-
-
-def _ratio(ratio: float) -> str:
-    return f"{ratio:.2f}"
 
 
 def _verdict(met: bool) -> str:
