@@ -38,7 +38,7 @@ async def serving(app: RestorationApp, url: str) -> AsyncIterator[httpx.AsyncCli
         authorize=authorize, pool=lambda request: request.app.state.read_pool,
         events_table=app.recorder.events_table_name,  # type: ignore[attr-defined]
     ))
-    async with LifespanManager(web):
+    async with LifespanManager(web, startup_timeout=60, shutdown_timeout=60):  # a hang guard for busy machines
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://tracker") as client:
             yield client
 

@@ -21,7 +21,7 @@ from domain.values import Provenance
 async def serving(tracker: Tracker) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, and a client that talks to it in this event loop."""
     application = create_app(tracker)
-    async with LifespanManager(application):
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):  # a hang guard for busy machines
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
             yield client
