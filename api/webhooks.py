@@ -22,7 +22,7 @@ from domain.dependencies import DependencyGraph
 from domain.errors import NotFound, ValidationError
 from domain.incident import Incident
 from domain.service import Service
-from domain.values import optional_text
+from domain.values import optional_text, required_text
 from projections import webhook_outbox
 from projections.runner import EventLog
 from projections.webhook_outbox import Delivery, Endpoint
@@ -72,10 +72,9 @@ def create_webhook(
     private, loopback, link-local or metadata address (unless RESTORATION_WEBHOOK_ALLOW_PRIVATE=1
     in ``environ``, default os.environ), or an unknown kind.
     """
-    if not isinstance(url, str) or not url.strip() or len(url) > URL_LIMIT:
-        raise ValidationError(f"url is required and at most {URL_LIMIT} characters.")
+    url = required_text("url", url, URL_LIMIT)
     try:
-        check_url(url.strip(), allow_private=private_allowed(environ))
+        check_url(url, allow_private=private_allowed(environ))
     except RefusedDestination as refused:
         raise ValidationError(str(refused)) from None
     unknown = sorted(set(kinds) - EVENT_KINDS)
@@ -88,7 +87,7 @@ def create_webhook(
         connection,
         log_,
         endpoint_id=uuid4(),
-        url=url.strip(),
+        url=url,
         secret=secret,
         kinds=list(kinds),
         service_ids=[UUID(str(s)) for s in service_ids],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -11,7 +12,18 @@ from domain.errors import ValidationError
 
 SHORT_TEXT_LIMIT = 200
 LONG_TEXT_LIMIT = 10_000
+UNWRITABLE_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+"""Control characters other than tab and line breaks, and halves of surrogate pairs: PostgreSQL
+cannot store NUL, XML (the Atom feed) allows no other control character, UTF-8 cannot encode a
+lone surrogate, and none of them belongs in text a person wrote."""
+COUNT_LIMIT = 2**31 - 1
+"""The largest GraphQL Int: a correction (whose values arrive as JSON) can set no more than a
+record could, and the views' columns hold it."""
 CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+EARLIEST_MOMENT = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST_MOMENT = datetime(3000, 1, 1, tzinfo=timezone.utc)
+"""Facts of a recovery and its ETAs fall well inside these. Near the calendar's ends a time
+cannot be turned into UTC or another zone, so the views could neither store nor show it."""
 
 
 class Status(StrEnum):
@@ -105,14 +117,22 @@ def optional_text(field: str, value: str | None, limit: int = SHORT_TEXT_LIMIT) 
         raise ValidationError(
             f"{field} is {len(text):,} characters long; the limit is {limit:,}."
         )
+    unwritable = UNWRITABLE_CHARACTER.search(text)
+    if unwritable:
+        raise ValidationError(
+            f"{field} contains the unwritable character {unwritable.group()!r} at position "
+            f"{unwritable.start() + 1}; remove it."
+        )
     return text or None
 
 
 def count(field: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"{field} must be a whole number of zero or more; got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= COUNT_LIMIT:
+        raise ValidationError(
+            f"{field} must be a whole number from 0 to {COUNT_LIMIT:,}; got {value!r}."
+        )
     return value
 
 
@@ -124,6 +144,7 @@ def moment(field: str, value: datetime, now: datetime) -> datetime:
         raise ValidationError(
             f"{field} must include a UTC offset (for example 2022-06-17T09:00:00+01:00)."
         )
+    _within_calendar(field, value)
     if value > now + CLOCK_SKEW_TOLERANCE:
         raise ValidationError(
             f"{field} {value.isoformat()} is in the future; facts can be back-dated "
@@ -143,6 +164,16 @@ def any_moment(field: str, value: datetime | None) -> datetime | None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{field} must be a date and time with a UTC offset.")
+    return _within_calendar(field, value)
+
+
+def _within_calendar(field: str, value: datetime) -> datetime:
+    # Compared, never converted: converting a time at the calendar's ends overflows.
+    if not EARLIEST_MOMENT <= value < LATEST_MOMENT:
+        raise ValidationError(
+            f"{field} {value.isoformat()} is outside the years "
+            f"{EARLIEST_MOMENT.year} to {LATEST_MOMENT.year - 1}."
+        )
     return value
 
 

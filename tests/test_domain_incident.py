@@ -11,7 +11,7 @@ from domain.dependencies import DependencyGraph
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from domain.incident import Incident, IncidentPhase
 from domain.regulation import ObligationState
-from domain.values import Provenance
+from domain.values import COUNT_LIMIT, Provenance
 
 NOW = datetime.now(timezone.utc)
 
@@ -110,6 +110,16 @@ def test_impact_counts_must_be_whole_and_not_negative() -> None:
     incident.record_impact(residents_affected=350_000, properties_affected=125_000, provenance=at(1))
     impact = incident.impact()
     assert impact is not None and impact.residents_affected == 350_000
+
+
+def test_a_corrected_count_is_bounded_like_a_recorded_one() -> None:
+    # Found by fuzzing: a correction's count arrives as JSON, with no GraphQL Int to bound it;
+    # 10**20 was stored and then stopped every view (bigint out of range).
+    incident = attack()
+    incident.record_impact(residents_affected=COUNT_LIMIT, provenance=at(1))
+    with pytest.raises(ValidationError, match="from 0 to 2,147,483,647"):
+        incident.correct(version=incident.version, changes={"residents_affected": 10**20},
+                         provenance=Provenance("lead", reason="recount"))
 
 
 def test_a_closed_incident_takes_only_corrections() -> None:

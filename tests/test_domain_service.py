@@ -94,6 +94,43 @@ def test_occurred_at_may_be_back_dated_but_not_in_the_future() -> None:
         service.report_status(status="MAJOR_OUTAGE", provenance=Provenance("ops", occurred_at=datetime(2022, 6, 17)))
 
 
+LATE_IN_UTC_OFFSET = timezone(timedelta(hours=14))
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime.min.replace(tzinfo=LATE_IN_UTC_OFFSET),  # year 0 in UTC
+        datetime(1899, 12, 31, 23, 59, tzinfo=timezone.utc),
+    ],
+)
+def test_a_fact_from_before_1900_is_refused(moment: datetime) -> None:
+    # Found by fuzzing: year 1 at +14:00 is year 0 in UTC, which the views cannot store; the
+    # fact was recorded and then stopped every view.
+    with pytest.raises(ValidationError, match="outside the years 1900 to 2999"):
+        email().report_status(status="MAJOR_OUTAGE", provenance=Provenance("ops", occurred_at=moment))
+
+
+def test_an_eta_after_2999_is_refused() -> None:
+    with pytest.raises(ValidationError, match="outside the years 1900 to 2999"):
+        email().set_eta(expected_at=datetime.max.replace(tzinfo=timezone(-timedelta(hours=14))),
+                        confidence="LOW", provenance=at(1, reason="supplier said so"))
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\x1b", "\ud800"])
+def test_text_with_an_unwritable_character_is_refused(character: str) -> None:
+    # Found by fuzzing: a NUL was recorded and then stopped every view (PostgreSQL text
+    # cannot hold it); other control characters would make the Atom feed invalid XML.
+    with pytest.raises(ValidationError, match="unwritable character"):
+        email().report_status(status="MAJOR_OUTAGE", note=f"down{character}", provenance=OPS)
+
+
+def test_text_may_hold_tabs_and_line_breaks() -> None:
+    service = email()
+    service.report_status(status="MAJOR_OUTAGE", note="Down:\n\t- email\r\n", provenance=OPS)
+    assert service.reports[-1].note == "Down:\n\t- email"
+
+
 def test_back_dated_reports_are_placed_by_when_they_happened() -> None:
     service = email()
     service.report_status(status="MAJOR_OUTAGE", phase="ISOLATED", provenance=at(48))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
+import pytest
 
+from api.tokens import Role
 from domain.application import RestorationApp
+from domain.values import Provenance
 from tests.graphql_support import running_api
 
 
@@ -63,3 +66,33 @@ async def test_an_unexpected_failure_is_masked_but_still_coded(app: RestorationA
         [error] = result["errors"]
         assert error["extensions"] == {"code": "INTERNAL"}
         assert error["message"] == "Unexpected error."  # nothing about the table or the SQL
+
+
+FOUND_BY_FUZZING = {
+    # Each was recorded or read, then failed inside: reading it back was a masked crash, or the
+    # write stopped every view for good.
+    "detectedAt in year 0 UTC": (
+        'mutation { declareIncident(input: {title: "t", kind: OTHER, severity: MINOR, '
+        'detectedAt: "0001-01-01T00:00:00+14:00"}) { position } }', "outside the years 1900 to 2999"),
+    "asOf in year 0 UTC": ('{ services(asOf: "0001-01-01T00:00:00+14:00") { slug } }', "outside the years 1900 to 2999"),
+    "NUL in a title": (
+        'mutation { declareIncident(input: {title: "a\\u0000b", kind: OTHER, severity: MINOR}) { position } }',
+        "unwritable character"),
+    "a count beyond bigint": (
+        'mutation { correctEvent(input: {position: IMPACT, reason: "recount", '
+        'changes: {residentsAffected: 100000000000000000000}}) { position } }', "from 0 to 2,147,483,647"),
+}
+
+
+@pytest.mark.parametrize(("query", "refusal"), FOUND_BY_FUZZING.values(), ids=FOUND_BY_FUZZING.keys())
+async def test_what_the_fuzzer_found_is_refused_and_the_views_keep_up(
+    app: RestorationApp, database_url: str, query: str, refusal: str
+) -> None:
+    by = Provenance("ops@example.org")
+    incident = app.declare_incident(title="Outage", kind="OTHER", severity="MINOR", provenance=by)
+    impact = app.record_impact(incident.id, residents_affected=10, provenance=by)
+    async with running_api(app, database_url) as api:
+        result = await api.gql(query.replace("IMPACT", str(impact.position)), role=Role.OPERATOR)
+        [error] = result["errors"]
+        assert error["extensions"]["code"] == "VALIDATION" and refusal in error["message"]
+        await api.ok('mutation { recordImpact(input: {incidentId: "%s", residentsAffected: 11}) { position } }' % incident.id)

@@ -160,9 +160,12 @@ def test_creating_a_webhook_to_a_private_address_needs_the_flag(
     monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
     with pytest.raises(ValidationError, match="127.0.0.1 resolves to 127.0.0.1, a loopback address"):
         create(database_url, app, "http://127.0.0.1:9/hooks")
-    with pytest.raises(ValidationError, match="url is required"):
+    with pytest.raises(ValidationError, match="url must not be empty"):
         create(database_url, app, " ")
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    # A lone surrogate passed the URL check, then failed the insert as an internal error.
+    with pytest.raises(ValidationError, match="unwritable character"):
+        create(database_url, app, "http://127.0.0.1:9/\ud800")
     assert create(database_url, app, "http://127.0.0.1:9/hooks").endpoint.url == "http://127.0.0.1:9/hooks"
 
 

@@ -27,7 +27,7 @@ from api.graphql.enums import (
     Severity,
     Status,
 )
-from api.graphql.errors import ApiError, Code
+from api.graphql.errors import ApiError, Code, from_domain
 from api.graphql.timeline import LIVE_RECHECK_SECONDS, TimelineConnection, timeline_page
 from api.sql import asyncpg_named, asyncpg_sql, fetch_progress
 from projections import cadence as cadence_view
@@ -36,6 +36,8 @@ from projections import incidents as incidents_view
 from projections import intervals as intervals_view
 from projections import obligations as obligations_view
 from projections import services as services_view
+from domain.errors import ValidationError
+from domain.values import any_moment
 
 
 @strawberry.type
@@ -246,9 +248,9 @@ async def services_at(info: Info[Context, Any], as_of: datetime | None, known_at
     """
     now = datetime.now(timezone.utc)
     try:
-        parameters = intervals_view.state_at_parameters(as_of or now, known_at)
-    except ValueError:
-        raise ApiError(Code.VALIDATION, "asOf and knownAt need a UTC offset, e.g. 2022-07-01T12:00:00+01:00.") from None
+        parameters = intervals_view.state_at_parameters(any_moment("asOf", as_of) or now, any_moment("knownAt", known_at))
+    except ValidationError as error:
+        raise from_domain(error) from None
     query, arguments = asyncpg_named(intervals_view.STATE_AT_SQL, parameters)
     async with info.context.runtime.pool.acquire() as connection, connection.transaction():
         await connection.execute("SET LOCAL jit = off")  # see intervals.state_at
