@@ -35,8 +35,7 @@ class Api:
 
     def token(self, role: Role) -> str:
         if role not in self.tokens:
-            with psycopg.connect(self.url) as connection:
-                _, self.tokens[role] = create_token(connection, name=f"test-{role.value}", role=role)
+            self.tokens[role] = issued_token(self.url, role)
         return self.tokens[role]
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None, *, role: Role | None = None,
@@ -53,13 +52,19 @@ class Api:
         assert "errors" not in result, result["errors"]
         return result["data"]
 
-
     @asynccontextmanager
     async def client_at(self, address: str) -> AsyncIterator[httpx.AsyncClient]:
         """Another client of the same app, connecting from ``address``."""
         transport = ASGIWebSocketTransport(app=self.http_app, client=(address, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
             yield client
+
+
+def issued_token(url: str, role: Role) -> str:
+    """A new API token for ``role``, as an admin would issue it."""
+    with psycopg.connect(url) as connection:
+        _, token = create_token(connection, name=f"test-{role.value}", role=role)
+    return token
 
 
 def tracker_for(app: RestorationApp, url: str, *, environment: str = "test", **settings: Any) -> Tracker:
@@ -84,18 +89,18 @@ async def running_api(app: RestorationApp, url: str, *, environment: str = "test
 
 async def caught_up(api: Api) -> None:
     """Wait until every view has applied every event written so far."""
-    head = api.app.head_position()
+    assert await asyncio.to_thread(views_reach, api.url, api.app.head_position()), "the views did not catch up"
 
-    def reached() -> int:
-        with psycopg.connect(api.url) as connection:
-            sql = " UNION ALL ".join(f"SELECT position FROM {p.tracking_table}" for p in all_projections())
-            return min(row[0] for row in connection.execute(sql))
 
+def views_reach(url: str, position: int) -> bool:
+    """Whether every view applies the events up to ``position`` within 20 seconds."""
+    sql = " UNION ALL ".join(f"SELECT position FROM {p.tracking_table}" for p in all_projections())
     for _ in range(1000):
-        if await asyncio.to_thread(reached) >= head:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the views did not catch up")
+        with psycopg.connect(url) as connection:
+            if min(row[0] for row in connection.execute(sql)) >= position:
+                return True
+        time.sleep(0.02)
+    return False
 
 
 @contextmanager
