@@ -253,9 +253,13 @@ class Service(Aggregate):
     def phase(self) -> Phase | None:
         return self.phase_at()
 
+    def eta_at(self, moment: datetime | None = None) -> EtaRevision | None:
+        revisions = [e for e in self.eta_revisions if moment is None or e.occurred_at <= moment]
+        return eta_in_force(revisions, self.phase_at(moment))
+
     @property
     def eta(self) -> EtaRevision | None:
-        return eta_in_force(self.eta_revisions, self.phase)
+        return self.eta_at()
 
     @property
     def active_workarounds(self) -> list[Workaround]:
@@ -362,8 +366,10 @@ class Service(Aggregate):
 
     def clear_eta(self, *, provenance: Provenance) -> None:
         by = provenance.checked(utc_now())
-        if self.eta is None:
-            raise InvalidTransition(f"{self.name} has no ETA to clear.")
+        # Judged when the clearing happened: clearing back-dated to before an ETA was given
+        # would be recorded and yet leave that ETA in force.
+        if self.eta_at(by.occurred_at) is None:
+            raise InvalidTransition(f"{self.name} has no ETA to clear at {by.occurred_at.isoformat()}.")
         self._eta_cleared(actor=by.actor, reason=by.reason, occurred_at=by.occurred_at)
 
     @event("EtaCleared")

@@ -176,6 +176,18 @@ def test_etas_are_revised_not_overwritten() -> None:
         service.clear_eta(provenance=OPS)
 
 
+def test_an_eta_is_cleared_only_where_one_was_in_force() -> None:
+    # Found writing the stateful model: a clearing back-dated to before the ETA was given was
+    # recorded, yet the ETA stayed in force.
+    service = email()
+    service.report_status(status="MAJOR_OUTAGE", phase="ISOLATED", provenance=at(48))
+    service.set_eta(expected_at=NOW + timedelta(days=1), confidence="LOW", provenance=at(1, reason="supplier"))
+    with pytest.raises(InvalidTransition, match="no ETA to clear"):
+        service.clear_eta(provenance=at(24))
+    service.clear_eta(provenance=at(0.5))
+    assert service.eta is None
+
+
 def test_no_eta_for_a_restored_service() -> None:
     service = email()
     service.report_status(phase="RESTORING", provenance=at(3))
