@@ -46,7 +46,7 @@ REFUSALS = {
     Code.INVALID_TRANSITION,
 }
 """The codes of a request refused for what it asked. INTERNAL (a masked crash), VIEWS_LAGGING
-(a view stuck on a fact) and UNAVAILABLE are the server's failures, not the caller's."""
+(a view stuck on a fact) and DATABASE_UNAVAILABLE are the server's failures, not the caller's."""
 
 CLOSED_INCIDENT_ID = uuid5(NAMESPACE_URL, "https://restoration-tracker/tests/fuzz/closed-incident")
 SLUGS = [slug for slug, *_ in demo.SERVICES]
