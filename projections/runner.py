@@ -278,8 +278,11 @@ def lags(connection: Connection[Any], log_: EventLog, projections: Iterable[Proj
     return result
 
 
+UNEXPECTED_RETRY_SECONDS = 5.0
+
+
 class Worker:
-    """Keeps projections current until stopped; survives database restarts."""
+    """Keeps projections current until stopped; survives database restarts and faults."""
 
     def __init__(
         self,
@@ -318,6 +321,15 @@ class Worker:
                 self.held.clear()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_seconds)
+            except Exception:
+                # A fault in a projection, not in the database: its batch was rolled back, so
+                # nothing is lost, but no view moves past that event until the fault is gone.
+                # Keep trying (the cause may be transient) and say so loudly, rather than let
+                # the thread die and leave every later write reporting VIEWS_LAGGING.
+                log.exception("a projection failed; the views wait at the event that failed; "
+                              "retrying in %.0fs", UNEXPECTED_RETRY_SECONDS)
+                self.held.clear()
+                self.stopping.wait(UNEXPECTED_RETRY_SECONDS)
 
     def _serve(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as control, psycopg.connect(self.url) as work:

@@ -23,6 +23,7 @@ from projections.runner import (
     replay_differences,
     table_rows,
 )
+from projections import runner
 from projections.base import Envelope, Projection
 from projections.timeline import Timeline
 from tests.projection_support import eventually, log_of, running_worker
@@ -138,6 +139,30 @@ def test_a_worker_is_woken_by_new_events(app: RestorationApp, database_url: str)
         email = app.register_service(slug="email", name="Email", category="Systems", provenance=OPS)
         app.report_status(email.id, status="MAJOR_OUTAGE", provenance=OPS)
         eventually(lambda: timeline_positions(database_url) == [1, 2], "the timeline to show both events")
+
+
+def test_a_worker_outlives_a_failing_projection_and_says_so(
+    app: RestorationApp, database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(runner, "UNEXPECTED_RETRY_SECONDS", 0.1)
+
+    class FailsTwice(Timeline):
+        failures = 0
+
+        def apply(self, cursor: Any, batch: Any) -> None:
+            if FailsTwice.failures < 2:
+                FailsTwice.failures += 1
+                raise RuntimeError("a fault in this projection")
+            super().apply(cursor, batch)
+
+    email = app.register_service(slug="email", name="Email", category="Systems", provenance=OPS)
+    app.report_status(email.id, status="MAJOR_OUTAGE", provenance=OPS)
+    with psycopg.connect(database_url) as connection:
+        create_tables(connection, FailsTwice())
+    with running_worker(database_url, app, [FailsTwice()], heartbeat_seconds=0.2):
+        eventually(lambda: timeline_positions(database_url) == [1, 2], "the timeline to show both events")
+    assert FailsTwice.failures == 2
+    assert sum("a projection failed" in r.message for r in caplog.records if r.levelname == "ERROR") == 2
 
 
 def test_a_second_worker_is_a_hot_standby(app: RestorationApp, database_url: str) -> None:
