@@ -1,7 +1,10 @@
-"""Running a long-lived loop (a worker, a sender, a relay) beside the caller, in a thread."""
+"""Running a long-lived loop beside the caller: in a thread (a worker, a sender, a relay), or
+as a task on the event loop (the listener, the shared tail, the revocation watch)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,3 +22,22 @@ def in_background(run: Callable[[], object], stop: Callable[[], object], *, name
     finally:
         stop()
         thread.join(timeout=JOIN_SECONDS)
+
+
+class LoopTask:
+    """An object whose ``_run`` loop runs as an asyncio task from ``start()`` until ``stop()``."""
+
+    task_name = "loop"
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -13,6 +13,8 @@ import logging
 
 import asyncpg
 
+from api.background import LoopTask
+
 log = logging.getLogger(__name__)
 
 
@@ -31,12 +33,14 @@ class Doorbell:
         self._rung = asyncio.Event()
 
 
-class Listener:
+class Listener(LoopTask):
     """Listens on ``channels`` and rings each channel's doorbell; heartbeats and reconnects.
 
     Its connection is also the process's probe of the database: ``away`` says the database
     could not be reached lately, so a caller can refuse work at once instead of waiting.
     """
+
+    task_name = "listener"
 
     def __init__(
         self,
@@ -54,7 +58,6 @@ class Listener:
         self.connected = asyncio.Event()
         self.away = False
         """True from a failed attempt to reach the database until the next connection."""
-        self._task: asyncio.Task[None] | None = None
 
     def bell(self, channel: str) -> Doorbell:
         return self.bells[channel]
@@ -63,14 +66,6 @@ class Listener:
         for bell in self.bells.values():
             bell.ring()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="listener")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         backoff = 0.2

@@ -11,13 +11,13 @@ so a notification lost meanwhile costs nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 from uuid import UUID
 
 import asyncpg
 
+from api.background import LoopTask
 from api.listener import Doorbell
 from api.tokens import LIVE_AMONG_SQL
 
@@ -32,14 +32,15 @@ class Revocable(Protocol):
         """Close the connection, saying its token was revoked."""
 
 
-class RevocationWatch:
+class RevocationWatch(LoopTask):
     """The open websockets by token, and the task that closes those whose token is revoked."""
+
+    task_name = "revocation-watch"
 
     def __init__(self, pool: asyncpg.Pool, bell: Doorbell) -> None:
         self._pool = pool
         self._bell = bell
         self._open: dict[UUID, set[Revocable]] = {}
-        self._task: asyncio.Task[None] | None = None
         self.checks = 0
         """How many times the open connections' tokens were checked (for tests and metrics)."""
 
@@ -60,14 +61,6 @@ class RevocationWatch:
         if not connections:
             self._open.pop(token_id, None)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="revocation-watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         ticket = self._bell.ticket()

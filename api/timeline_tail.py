@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from api.background import LoopTask
 from api.listener import Doorbell
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ Head = Callable[[], Awaitable[int]]
 NOT_STARTED = 2**62
 
 
-class TimelineTail:
+class TimelineTail(LoopTask):
+    task_name = "timeline-tail"
+
     def __init__(
         self,
         fetch: Fetch,
@@ -54,16 +57,7 @@ class TimelineTail:
         until the tail has read the head once it holds nothing, and subscribers read the table."""
         self.head = NOT_STARTED
         self.grew = Doorbell()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="timeline-tail")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def since(self, position: int) -> list[Any] | None:
         """Buffered rows after ``position``; None when the buffer does not reach that far back."""

@@ -95,20 +95,20 @@ async def subscribe(api: Api, query: str, variables: dict[str, Any], count: int,
     return received
 
 
+async def report_live(app: RestorationApp, count: int, *, after_seconds: float) -> None:
+    """Once subscribers have had time to open: ``count`` status reports on email, one by one."""
+    await asyncio.sleep(after_seconds)
+    email = app.service_by_slug("email").id
+    for n in range(count):
+        await asyncio.to_thread(app.report_status, email, status="DEGRADED_PERFORMANCE", note=f"live {n}",
+                                provenance=Provenance("ops"))
+
+
 async def test_a_subscription_replays_then_goes_live_without_gap_or_duplicate(demo: RestorationApp, database_url: str) -> None:
     async with running_api(demo, database_url) as api:
         head = api.app.head_position()
         query = "subscription($after: Int!) { restorationEvents(after: $after) { position kind } }"
-        operator = api.app
-        email = operator.service_by_slug("email").id
-
-        async def write_more() -> None:
-            await asyncio.sleep(0.2)
-            for n in range(5):
-                await asyncio.to_thread(operator.report_status, email, status="DEGRADED_PERFORMANCE", note=f"live {n}",
-                                        provenance=Provenance("ops"))
-
-        writer = asyncio.create_task(write_more())
+        writer = asyncio.create_task(report_live(api.app, 5, after_seconds=0.2))
         received = await subscribe(api, query, {"after": head - 10}, 15, token=api.token(Role.VIEWER))
         await writer
         positions = [r["restorationEvents"]["position"] for r in received]
@@ -124,15 +124,7 @@ async def test_live_subscribers_asking_differently_get_their_own_answers(demo: R
         query = """subscription($after: Int!, $withSummary: Boolean!) {
           restorationEvents(after: $after) { position kind summary @include(if: $withSummary) } }"""
         token = api.token(Role.VIEWER)
-        email = demo.service_by_slug("email").id
-
-        async def write_more() -> None:
-            await asyncio.sleep(0.5)
-            for n in range(3):
-                await asyncio.to_thread(demo.report_status, email, status="DEGRADED_PERFORMANCE", note=f"live {n}",
-                                        provenance=Provenance("ops"))
-
-        writer = asyncio.create_task(write_more())
+        writer = asyncio.create_task(report_live(demo, 3, after_seconds=0.5))
         with_summary, without_summary, from_further_back, also_with_summary = await asyncio.gather(
             subscribe(api, query, {"after": head, "withSummary": True}, 3, token=token),
             subscribe(api, query, {"after": head, "withSummary": False}, 3, token=token),
