@@ -246,7 +246,7 @@ def _load_states(cursor: Cursor[Any], ids: set[UUID]) -> dict[UUID, _IncidentSta
         return {}
     cursor.execute(
         "SELECT id, declared_at, closed_at, service_ids, last_changed_position, facts "
-        "FROM current_incidents WHERE id = ANY(%s)",
+        "FROM current_incidents WHERE id = ANY(%b)",
         (sorted(ids),),
     )
     states = {}

@@ -40,6 +40,7 @@ from psycopg.types.json import Jsonb
 from domain.service import Service
 from domain.values import Status
 from projections.base import Envelope, Projection, jsonable
+from projections.bulk import copy_rows
 
 IDENTITY, STATUS, PHASE, ETA, WORKAROUND = "identity", "status", "phase", "eta", "workaround"
 
@@ -320,6 +321,16 @@ def _window(envelope: Envelope, original: Fact | None) -> tuple[Key, datetime]:
     return Fact.of(envelope).subject, envelope.occurred_at
 
 
+FACT_COLUMNS = [
+    ("service_id", "uuid"), ("version", "bigint"), ("kind", "text"), ("subject", "text"), ("key", "text"),
+    ("occurred_at", "timestamptz"), ("data", "jsonb"),
+]
+ROW_COLUMNS = [
+    ("service_id", "uuid"), ("attribute", "text"), ("key", "text"), ("valid_from", "timestamptz"),
+    ("valid_to", "timestamptz"), ("value", "jsonb"), ("recorded_from", "timestamptz"),
+    ("recorded_to", "timestamptz"), ("recorded_by", "bigint"), ("superseded_by", "bigint"),
+]
+
 PER_WINDOW = "OFFSET 0"
 """Keeps a LATERAL subquery from being flattened into a hash join: the planner cannot tell how
 little of a history a window selects and would scan whole tables every batch."""
@@ -340,7 +351,7 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
     if wanted:
         cursor.execute(
             "SELECT f.service_id, f.version, f.kind, f.occurred_at, f.data FROM service_interval_facts f "
-            "JOIN unnest(%s::uuid[], %s::bigint[]) AS w(service_id, version) USING (service_id, version)",
+            "JOIN unnest(%b::uuid[], %b::bigint[]) AS w(service_id, version) USING (service_id, version)",
             ([s for s, _ in wanted], [v for _, v in wanted]),
         )
         loaded = {(s, v): Fact(kind, at, data) for s, v, kind, at, data in cursor.fetchall()}
@@ -355,7 +366,7 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
         windows[window] = min(windows.get(window, start), start)
     cursor.execute(
         "SELECT f.service_id, f.version, f.kind, f.occurred_at, f.data "
-        "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[]) AS w(service_id, subject, key, since) "
+        "FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[]) AS w(service_id, subject, key, since) "
         "CROSS JOIN LATERAL (SELECT * FROM service_interval_facts f WHERE f.service_id = w.service_id "
         f"AND f.subject = w.subject AND f.key = w.key AND f.occurred_at >= w.since {PER_WINDOW}) f",
         [list(column) for column in zip(*((*window, since) for window, since in windows.items()))],
@@ -371,7 +382,7 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
     ]
     cursor.execute(
         "SELECT i.service_id, i.attribute, i.key, i.valid_from, i.valid_to, i.value, i.recorded_from, "
-        "i.recorded_by FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[]) "
+        "i.recorded_by FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[]) "
         "AS w(service_id, attribute, key, since) CROSS JOIN LATERAL (SELECT * FROM service_intervals i "
         "WHERE i.service_id = w.service_id AND i.attribute = w.attribute AND i.key = w.key "
         "AND i.recorded_to IS NULL AND coalesce(i.valid_to, 'infinity'::timestamptz) >= w.since "
@@ -422,11 +433,10 @@ def _not_before_publication(service: ServiceFacts, withdrawal: Fact) -> Fact:
 def _write(cursor: Cursor[Any], changes: Changes, clock: datetime) -> None:
     """Write the batch back: COPY for new rows, one statement per kind of update."""
     if changes.new_facts:
-        with cursor.copy(
-            "COPY service_interval_facts (service_id, version, kind, subject, key, occurred_at, data) FROM STDIN"
-        ) as copy:
-            for (service_id, version), f in changes.new_facts.items():
-                copy.write_row((service_id, version, f.kind, *f.subject, f.occurred_at, Jsonb(f.data)))
+        copy_rows(cursor, "service_interval_facts", FACT_COLUMNS, (
+            (service_id, version, f.kind, *f.subject, f.occurred_at, Jsonb(f.data))
+            for (service_id, version), f in changes.new_facts.items()
+        ))
     if changes.corrected_facts:
         cursor.executemany(
             "UPDATE service_interval_facts SET occurred_at = %s, data = %s WHERE service_id = %s AND version = %s",
@@ -437,20 +447,18 @@ def _write(cursor: Cursor[Any], changes: Changes, clock: datetime) -> None:
                          r.superseded_by) for r in changes.closed])
         cursor.execute(
             "UPDATE service_intervals i SET recorded_to = c.recorded_to, superseded_by = c.superseded_by "
-            "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], "
-            "%s::timestamptz[], %s::bigint[]) AS c(service_id, attribute, key, valid_from, recorded_by, "
+            "FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[], %b::bigint[], "
+            "%b::timestamptz[], %b::bigint[]) AS c(service_id, attribute, key, valid_from, recorded_by, "
             "recorded_to, superseded_by) WHERE (i.service_id, i.attribute, i.key, i.valid_from, i.recorded_by) "
             "= (c.service_id, c.attribute, c.key, c.valid_from, c.recorded_by)",
             [list(column) for column in columns],
         )
     if changes.inserted:
-        with cursor.copy(
-            "COPY service_intervals (service_id, attribute, key, valid_from, valid_to, value, "
-            "recorded_from, recorded_to, recorded_by, superseded_by) FROM STDIN"
-        ) as copy:
-            for r in changes.inserted:
-                copy.write_row((r.service_id, r.attribute, r.key, r.valid_from, r.valid_to, Jsonb(dict(r.value)),
-                                r.recorded_from, r.recorded_to, r.recorded_by, r.superseded_by))
+        copy_rows(cursor, "service_intervals", ROW_COLUMNS, (
+            (r.service_id, r.attribute, r.key, r.valid_from, r.valid_to, Jsonb(dict(r.value)),
+             r.recorded_from, r.recorded_to, r.recorded_by, r.superseded_by)
+            for r in changes.inserted
+        ))
     cursor.execute(
         "INSERT INTO service_interval_clock (recorded_at) VALUES (%s) "
         "ON CONFLICT (singleton) DO UPDATE SET recorded_at = excluded.recorded_at",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from psycopg import Cursor
 from domain.incident import Incident
 from domain.service import Service
 from projections.base import Envelope
-from projections.bulk import upsert
+from projections.bulk import copy_rows, upsert
 
 STATUS_REPORTED = "StatusReported"
 ETA_SET = "EtaSet"
@@ -52,6 +53,8 @@ _TYPES = {
     "phase": "text", "incident_id": "uuid", "expected_at": "timestamptz",
 }
 _COLUMNS = [f.name for f in fields(ServiceFact)]
+_TYPED_COLUMNS = [(c, _TYPES[c]) for c in _COLUMNS]
+_values = attrgetter(*_COLUMNS)
 
 
 def in_effective_order(facts: Iterable[ServiceFact]) -> list[ServiceFact]:
@@ -128,22 +131,23 @@ class ServiceFacts:
     def record(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> Recorded:
         """Store the batch's new facts and apply its corrections."""
         new = [fact for fact in map(fact_of, (e.event for e in batch)) if fact and fact.kind in self.kinds]
-        touched: dict[tuple[UUID, int], ServiceFact] = {(f.service_id, f.version): f for f in new}
+        fresh: dict[tuple[UUID, int], ServiceFact] = {(f.service_id, f.version): f for f in new}
         corrections = [
             ((e.originator_id, e.event.corrects_version), e.event.changes)
             for e in batch
             if isinstance(e.event, Service.Corrected)
         ]
-        touched.update(self._load(cursor, [key for key, _ in corrections if key not in touched]))
+        stored = self._load(cursor, [key for key, _ in corrections if key not in fresh])
         rewritten: set[UUID] = set()
         for key, changes in corrections:
-            if key in touched:  # else a fact this history does not keep (e.g. a workaround)
-                touched[key] = touched[key].corrected(changes)
+            facts = fresh if key in fresh else stored
+            if key in facts:  # else a fact this history does not keep (e.g. a workaround)
+                facts[key] = facts[key].corrected(changes)
                 rewritten.add(key[0])
-        upsert(
-            cursor, self.table, [(c, _TYPES[c]) for c in _COLUMNS],
-            [[getattr(f, c) for c in _COLUMNS] for f in touched.values()], key=("service_id", "version"),
-        )
+        # A fact first recorded in this batch has no row yet: COPY, the cheapest way in.
+        if fresh:
+            copy_rows(cursor, self.table, _TYPED_COLUMNS, map(_values, fresh.values()))
+        upsert(cursor, self.table, _TYPED_COLUMNS, map(_values, stored.values()), key=("service_id", "version"))
         by_service: dict[UUID, list[ServiceFact]] = {}
         for fact in in_effective_order(new):
             by_service.setdefault(fact.service_id, []).append(fact)
@@ -155,7 +159,7 @@ class ServiceFacts:
         result: dict[UUID, list[ServiceFact]] = {s: [] for s in wanted}
         if wanted:
             cursor.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE service_id = ANY(%s) "
+                f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE service_id = ANY(%b) "
                 "ORDER BY occurred_at, version",
                 (wanted,),
             )
@@ -168,7 +172,7 @@ class ServiceFacts:
             return {}
         cursor.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM {self.table} "
-            "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(s, v) ON service_id = k.s AND version = k.v",
+            "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(s, v) ON service_id = k.s AND version = k.v",
             ([s for s, _ in keys], [v for _, v in keys]),
         )
         return {(row[0], row[1]): ServiceFact(*row) for row in cursor.fetchall()}

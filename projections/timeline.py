@@ -11,6 +11,14 @@ from psycopg.types.json import Jsonb
 
 from projections.audience import Subject, about, as_uuid, is_public, subject_set
 from projections.base import Envelope, Projection, event_data
+from projections.bulk import copy_rows
+
+COPIED_COLUMNS = [
+    ("position", "bigint"), ("originator_id", "uuid"), ("version", "bigint"), ("occurred_at", "timestamptz"),
+    ("recorded_at", "timestamptz"), ("actor", "text"), ("reason", "text"), ("kind", "text"), ("summary", "text"),
+    ("service_id", "uuid"), ("incident_id", "uuid"), ("public", "boolean"), ("corrects", "bigint"), ("data", "jsonb"),
+]
+"""Every column but ``corrected_by``, which a later correction sets."""
 
 
 class Timeline(Projection):
@@ -48,7 +56,7 @@ class Timeline(Projection):
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
         # Only the subjects this batch names: the table grows with every service registered.
         cursor.execute(
-            "SELECT id, name, resident_facing FROM timeline_subjects WHERE id = ANY(%s)",
+            "SELECT id, name, resident_facing FROM timeline_subjects WHERE id = ANY(%b)",
             (list(_named_subjects(batch)),),
         )
         subjects: dict[UUID, Subject] = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
@@ -79,17 +87,11 @@ class Timeline(Projection):
                 summarise(envelope, subjects), service_id, incident_id, public, corrects,
                 Jsonb(event_data(event)),
             ))
-        # COPY, not INSERT: one stream instead of a statement per row.
-        with cursor.copy(
-            "COPY timeline (position, originator_id, version, occurred_at, recorded_at, actor, "
-            "reason, kind, summary, service_id, incident_id, public, corrects, data) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(cursor, "timeline", COPIED_COLUMNS, rows)
         if corrected_by:
             cursor.execute(
                 "UPDATE timeline SET corrected_by = c.corrected_by "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS c(position, corrected_by) "
+                "FROM unnest(%b::bigint[], %b::bigint[]) AS c(position, corrected_by) "
                 "WHERE timeline.position = c.position",
                 (list(corrected_by), list(corrected_by.values())),
             )
