@@ -94,6 +94,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def event_data(event: Any) -> dict[str, Any]:
+def event_fields(event: Any) -> dict[str, Any]:
     """The event's own facts, without the envelope (id, version, recorded time)."""
-    return {k: jsonable(v) for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+    return {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """:func:`event_fields`, JSON-ready."""
+    return jsonable(event_fields(event))

@@ -35,12 +35,11 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
-from psycopg.types.json import Jsonb
 
 from domain.service import Service
 from domain.values import Status
 from projections.base import Envelope, Projection, jsonable
-from projections.bulk import copy_rows
+from projections.bulk import copy_rows, jsonb
 
 IDENTITY, STATUS, PHASE, ETA, WORKAROUND = "identity", "status", "phase", "eta", "workaround"
 
@@ -434,13 +433,13 @@ def _write(cursor: Cursor[Any], changes: Changes, clock: datetime) -> None:
     """Write the batch back: COPY for new rows, one statement per kind of update."""
     if changes.new_facts:
         copy_rows(cursor, "service_interval_facts", FACT_COLUMNS, (
-            (service_id, version, f.kind, *f.subject, f.occurred_at, Jsonb(f.data))
+            (service_id, version, f.kind, *f.subject, f.occurred_at, jsonb(f.data))
             for (service_id, version), f in changes.new_facts.items()
         ))
     if changes.corrected_facts:
         cursor.executemany(
             "UPDATE service_interval_facts SET occurred_at = %s, data = %s WHERE service_id = %s AND version = %s",
-            [(f.occurred_at, Jsonb(f.data), s, v) for (s, v), f in changes.corrected_facts.items()],
+            [(f.occurred_at, jsonb(f.data), s, v) for (s, v), f in changes.corrected_facts.items()],
         )
     if changes.closed:
         columns = zip(*[(r.service_id, r.attribute, r.key, r.valid_from, r.recorded_by, r.recorded_to,
@@ -455,7 +454,7 @@ def _write(cursor: Cursor[Any], changes: Changes, clock: datetime) -> None:
         )
     if changes.inserted:
         copy_rows(cursor, "service_intervals", ROW_COLUMNS, (
-            (r.service_id, r.attribute, r.key, r.valid_from, r.valid_to, Jsonb(dict(r.value)),
+            (r.service_id, r.attribute, r.key, r.valid_from, r.valid_to, jsonb(dict(r.value)),
              r.recorded_from, r.recorded_to, r.recorded_by, r.superseded_by)
             for r in changes.inserted
         ))

@@ -27,10 +27,8 @@ from typing import Any, Literal
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import Connection, Cursor, sql
-from psycopg.types.json import set_json_dumps
 
 from projections.base import Envelope, Projection
-from projections.bulk import json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +156,6 @@ def catch_up(
                      on_progress=on_progress)
 
 
-def _batch_cursor(connection: Connection[Any]) -> Cursor[Any]:
-    """A cursor to apply batches with: the views' jsonb values are written by orjson."""
-    cursor = connection.cursor()
-    set_json_dumps(json_bytes, cursor)
-    return cursor
-
-
 def _catch_up(
     connection: Connection[Any],
     log_: EventLog,
@@ -177,7 +168,7 @@ def _catch_up(
     """Catch every target up, one transaction per batch; the lowest position reached."""
     position = min(tracked_position(connection, projection, schema) for projection, schema in targets)
     while True:
-        with connection.transaction(), _batch_cursor(connection) as cursor:
+        with connection.transaction(), connection.cursor() as cursor:
             reached = _apply_next_batch(cursor, log_, targets, until=until, batch_size=batch_size)
         if reached is None:
             return position
@@ -239,7 +230,7 @@ def rebuild_together(
         connection, log_, scratch, until=None, batch_size=batch_size,
         on_progress=(lambda p: on_progress(p, max(head, p))) if on_progress else None,
     )
-    with connection.transaction(), _batch_cursor(connection) as cursor:
+    with connection.transaction(), connection.cursor() as cursor:
         for projection in projections:
             for table in (*projection.tables, projection.tracking_table):
                 cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(

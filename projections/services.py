@@ -22,7 +22,6 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
-from psycopg.types.json import Jsonb
 
 from domain.dependencies import DependencyGraph
 from domain.incident import Incident
@@ -36,7 +35,7 @@ from domain.service import (
 )
 from domain.values import Confidence, Phase, Status
 from projections.base import Envelope, Projection
-from projections.bulk import copy_rows
+from projections.bulk import copy_rows, jsonb
 
 REGISTRATION_FIELDS = ("slug", "name", "category", "description", "resident_facing", "tier", "owner")
 REPORT_CORRECTIONS = ("status", "phase", "occurred_at")
@@ -499,15 +498,15 @@ def _row(state: _ServiceState) -> tuple[Any, ...]:
         eta.confidence.value if eta and eta.confidence else None,
         eta.reason if eta else None,
         eta.occurred_at if eta else None,
-        Jsonb([_eta_json(e) for e in history]),
+        jsonb([_eta_json(e) for e in history]),
         None if slip is None else slip // ONE_SECOND,
-        Jsonb([_workaround_json(w) for w in workarounds]),
+        jsonb([_workaround_json(w) for w in workarounds]),
         state.depends_on,
         state.residents_affected,
         fold.downtime_until(latest_fact) // ONE_SECOND,
         latest_fact,
         state.last_changed_position,
-        Jsonb(fold.to_json()),
+        jsonb(fold.to_json()),
     )
 
 

@@ -7,11 +7,10 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Cursor
-from psycopg.types.json import Jsonb
 
 from projections.audience import Subject, about, as_uuid, is_public, subject_set
-from projections.base import Envelope, Projection, event_data
-from projections.bulk import copy_rows
+from projections.base import Envelope, Projection, event_fields
+from projections.bulk import copy_rows, jsonb
 
 COPIED_COLUMNS = [
     ("position", "bigint"), ("originator_id", "uuid"), ("version", "bigint"), ("occurred_at", "timestamptz"),
@@ -85,7 +84,7 @@ class Timeline(Projection):
                 envelope.position, envelope.originator_id, envelope.version, envelope.occurred_at,
                 envelope.recorded_at, event.actor, event.reason, envelope.kind,
                 summarise(envelope, subjects), service_id, incident_id, public, corrects,
-                Jsonb(event_data(event)),
+                jsonb(event_fields(event)),
             ))
         copy_rows(cursor, "timeline", COPIED_COLUMNS, rows)
         if corrected_by:
