@@ -29,6 +29,7 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -104,6 +105,7 @@ class Fact:
         """(subject, key): key is the workaround id for workarounds and '' for the others."""
         return SUBJECTS[self.kind], self.data.get("workaround_id", "")
 
+    @cached_property  # asked when the fact is remembered and again when it is folded
     def claims(self) -> dict[Key, Value | None]:
         """What this fact says each attribute is from ``occurred_at`` on (None: nothing)."""
         d = self.data
@@ -194,12 +196,12 @@ class ServiceFacts:
 
     def remember(self, version: int, fact: Fact) -> None:
         self.facts[version] = fact
-        for key, value in fact.claims().items():
+        for key, value in fact.claims.items():
             insort(self.tracks[key].claims, (fact.occurred_at, version, value))
 
     def forget(self, version: int) -> Fact:
         fact = self.facts.pop(version)
-        for key in fact.claims():
+        for key in fact.claims:
             claims = self.tracks[key].claims
             del claims[bisect_left(claims, (fact.occurred_at, version))]
         return fact
@@ -286,10 +288,13 @@ class Intervals(Projection):
         row = cursor.fetchone()
         recorded = _recorded_times(row[0] if row else None, batch)
         events = [e for e in batch if isinstance(e.event, Service.Event)]
-        services = _load(cursor, events) if events else {}
+        # Each new fact made once: loading its window and folding it both need it.
+        facts = {e.position: Fact.of(e) for e in events if e.kind != "Corrected"}
+        services = _load(cursor, events, facts) if events else {}
         changes = Changes()
         for envelope in events:
-            _fold(services[envelope.originator_id], envelope, recorded[envelope.position], changes)
+            _fold(services[envelope.originator_id], envelope, facts.get(envelope.position),
+                  recorded[envelope.position], changes)
         _write(cursor, changes, recorded[batch[-1].position])
 
 
@@ -307,17 +312,16 @@ def _recorded_times(clock: datetime | None, batch: Sequence[Envelope]) -> dict[i
     return times
 
 
-def _window(envelope: Envelope, original: Fact | None) -> tuple[Key, datetime]:
+def _window(envelope: Envelope, fact: Fact) -> tuple[Key, datetime]:
     """The subject the event is about, and the earliest effective time it can change there.
 
-    ``original`` is the fact a correction names, as first recorded or as it stood before this
-    batch: a lower bound for its time whatever other corrections in the batch did.
+    ``fact`` is the event's own; for a correction, the fact it names, as first recorded or as it
+    stood before this batch: a lower bound for its time whatever other corrections in the batch did.
     """
     if envelope.kind == "Corrected":
-        assert original is not None
-        changed = envelope.event.changes.get("occurred_at", original.occurred_at)
-        return original.subject, min(original.occurred_at, changed)
-    return Fact.of(envelope).subject, envelope.occurred_at
+        changed = envelope.event.changes.get("occurred_at", fact.occurred_at)
+        return fact.subject, min(fact.occurred_at, changed)
+    return fact.subject, envelope.occurred_at
 
 
 FACT_COLUMNS = [
@@ -335,8 +339,9 @@ PER_WINDOW = "OFFSET 0"
 little of a history a window selects and would scan whole tables every batch."""
 
 
-def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, ServiceFacts]:
-    """The facts and believed rows the batch's events can change, per service.
+def _load(cursor: Cursor[Any], events: Sequence[Envelope], facts: dict[int, Fact]) -> dict[UUID, ServiceFacts]:
+    """The facts and believed rows the batch's events can change, per service (``facts``: the
+    batch's new facts, by position).
 
     Only the facts and rows of the subjects the batch touches, at or after each one's window
     start, are read, so a fact added at the end of a long history costs as little as one added
@@ -356,11 +361,12 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
         loaded = {(s, v): Fact(kind, at, data) for s, v, kind, at, data in cursor.fetchall()}
     windows: dict[tuple[UUID, str, str], datetime] = {}
     for e in events:
-        original = None
         if e.kind == "Corrected":
             target = (e.originator_id, e.event.corrects_version)
-            original = Fact.of(in_batch[target]) if target in in_batch else loaded[target]
-        (subject, key), start = _window(e, original)
+            fact = facts[in_batch[target].position] if target in in_batch else loaded[target]
+        else:
+            fact = facts[e.position]
+        (subject, key), start = _window(e, fact)
         window = (e.originator_id, subject, key)
         windows[window] = min(windows.get(window, start), start)
     cursor.execute(
@@ -396,20 +402,22 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
     return services
 
 
-def _fold(service: ServiceFacts, envelope: Envelope, at: datetime, changes: Changes) -> None:
-    """Apply one event: remember its fact, then rethink every attribute it speaks to."""
+def _fold(service: ServiceFacts, envelope: Envelope, new: Fact | None, at: datetime, changes: Changes) -> None:
+    """Apply one event (``new``: its fact, None for a correction): remember its fact, then
+    rethink every attribute it speaks to."""
     if envelope.kind == "Corrected":
         version = envelope.event.corrects_version
         old = service.forget(version)
         fact = old.corrected(envelope.event.changes)
-        keys = old.claims().keys() | fact.claims().keys()
+        keys = old.claims.keys() | fact.claims.keys()
         since = min(old.occurred_at, fact.occurred_at)
     else:
         version = envelope.version
-        fact = Fact.of(envelope)
+        assert new is not None
+        fact = new
         if envelope.kind == "WorkaroundWithdrawn":
             fact = _not_before_publication(service, fact)
-        keys = fact.claims().keys()
+        keys = fact.claims.keys()
         since = fact.occurred_at
     service.remember(version, fact)
     stored_as = (envelope.originator_id, version)

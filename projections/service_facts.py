@@ -11,10 +11,9 @@ the common case and costs no reads.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg import Cursor
@@ -29,9 +28,12 @@ ETA_SET = "EtaSet"
 ETA_CLEARED = "EtaCleared"
 
 
-@dataclass(frozen=True)
-class ServiceFact:
-    """One status report or ETA revision (cleared when ``expected_at`` is None)."""
+class ServiceFact(NamedTuple):
+    """One status report or ETA revision (cleared when ``expected_at`` is None).
+
+    A named tuple, not a dataclass: two views make one of these for most events, and a tuple
+    is also the row that stores it.
+    """
 
     service_id: UUID
     version: int
@@ -44,7 +46,7 @@ class ServiceFact:
 
     def corrected(self, changes: dict[str, Any]) -> ServiceFact:
         kept = {k: (str(v) if k in ("status", "phase") and v else v) for k, v in changes.items() if k in _CORRECTABLE}
-        return replace(self, **kept)
+        return self._replace(**kept)
 
 
 _CORRECTABLE = frozenset({"occurred_at", "status", "phase", "expected_at"})
@@ -52,9 +54,8 @@ _TYPES = {
     "service_id": "uuid", "version": "bigint", "kind": "text", "occurred_at": "timestamptz", "status": "text",
     "phase": "text", "incident_id": "uuid", "expected_at": "timestamptz",
 }
-_COLUMNS = [f.name for f in fields(ServiceFact)]
+_COLUMNS = ServiceFact._fields
 _TYPED_COLUMNS = [(c, _TYPES[c]) for c in _COLUMNS]
-_values = attrgetter(*_COLUMNS)
 
 
 def in_effective_order(facts: Iterable[ServiceFact]) -> list[ServiceFact]:
@@ -146,8 +147,8 @@ class ServiceFacts:
                 rewritten.add(key[0])
         # A fact first recorded in this batch has no row yet: COPY, the cheapest way in.
         if fresh:
-            copy_rows(cursor, self.table, _TYPED_COLUMNS, map(_values, fresh.values()))
-        upsert(cursor, self.table, _TYPED_COLUMNS, map(_values, stored.values()), key=("service_id", "version"))
+            copy_rows(cursor, self.table, _TYPED_COLUMNS, fresh.values())
+        upsert(cursor, self.table, _TYPED_COLUMNS, stored.values(), key=("service_id", "version"))
         by_service: dict[UUID, list[ServiceFact]] = {}
         for fact in in_effective_order(new):
             by_service.setdefault(fact.service_id, []).append(fact)
