@@ -63,7 +63,8 @@ class EventLog:
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
             "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         ).format(sql.Identifier(LIVE_SCHEMA, self.table))
-        cursor.execute(query, (after, until if until is not None else 2**62, limit))
+        # Binary results: the state bytes arrive as they are, not hex-encoded and decoded again.
+        cursor.execute(query, (after, until if until is not None else 2**62, limit), binary=True)
         stored = [(row[0], StoredEvent(row[1], row[2], row[3], bytes(row[4]))) for row in cursor.fetchall()]
         return [Envelope(position, self.decode(event), event) for position, event in stored]
 
