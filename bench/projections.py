@@ -38,7 +38,7 @@ from domain.application import RestorationApp  # noqa: E402
 from domain.values import Provenance, Status  # noqa: E402
 from projections.base import Projection  # noqa: E402
 from projections.catalog import all_projections  # noqa: E402
-from projections.runner import BATCH_SIZE, EventLog, rebuild_together  # noqa: E402
+from projections.runner import REBUILD_BATCH_SIZE, EventLog, rebuild_together  # noqa: E402
 
 TARGET_REBUILD = 20_000
 TARGET_LAG_P99_MS = 100.0
@@ -56,13 +56,13 @@ def write_events(app: RestorationApp, count: int) -> Workload:
 
 
 async def raw_read(url: str, table: str) -> float:
-    """Events/s reading every event row in the runner's batches, without decoding them."""
+    """Events/s reading every event row in a rebuild's batches, without decoding them."""
     connection = await asyncpg.connect(url)
     try:
         query = (f"SELECT notification_id, originator_id, originator_version, topic, state FROM {table} "
                  "WHERE notification_id > $1 ORDER BY notification_id LIMIT $2")
         started, position, count = time.perf_counter(), 0, 0
-        while rows := await connection.fetch(query, position, BATCH_SIZE):
+        while rows := await connection.fetch(query, position, REBUILD_BATCH_SIZE):
             position, count = rows[-1]["notification_id"], count + len(rows)
         return count / (time.perf_counter() - started)
     finally:
@@ -73,7 +73,7 @@ def read_and_decode(url: str, log: EventLog) -> float:
     """Events/s reading and decoding every event as the runner does, applying nothing."""
     with psycopg.connect(url) as connection, connection.cursor() as cursor:
         started, position, count = time.perf_counter(), 0, 0
-        while batch := log.read(cursor, position, BATCH_SIZE):
+        while batch := log.read(cursor, position, REBUILD_BATCH_SIZE):
             position, count = batch[-1].position, count + len(batch)
         return count / (time.perf_counter() - started)
 

@@ -13,7 +13,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """A domain event with its place in the global log."""
 
@@ -23,28 +23,23 @@ class Envelope:
     stored: StoredEvent | None = field(default=None, compare=False, repr=False)
     """The event exactly as the store holds it (id, version, topic, state bytes), for
     projections that vouch for the stored bytes rather than read the facts."""
+    # Every view reads these for every event: attributes taken once, not properties
+    # recomputed on each of the million or so reads a rebuild makes.
+    kind: str = field(init=False, compare=False, repr=False)
+    originator_id: UUID = field(init=False, compare=False, repr=False)
+    version: int = field(init=False, compare=False, repr=False)
+    recorded_at: datetime = field(init=False, compare=False, repr=False)
+    """When the tracker learned the fact: the event's own timestamp."""
+    occurred_at: datetime = field(init=False, compare=False, repr=False)
+    """When the fact was true in the world."""
 
-    @property
-    def kind(self) -> str:
-        return type(self.event).__name__
-
-    @property
-    def originator_id(self) -> UUID:
-        return self.event.originator_id
-
-    @property
-    def version(self) -> int:
-        return self.event.originator_version
-
-    @property
-    def recorded_at(self) -> datetime:
-        """When the tracker learned the fact: the event's own timestamp."""
-        return self.event.timestamp
-
-    @property
-    def occurred_at(self) -> datetime:
-        """When the fact was true in the world."""
-        return self.event.occurred_at
+    def __post_init__(self) -> None:
+        event, set_ = self.event, object.__setattr__  # frozen: set once, here
+        set_(self, "kind", type(event).__name__)
+        set_(self, "originator_id", event.originator_id)
+        set_(self, "version", event.originator_version)
+        set_(self, "recorded_at", event.timestamp)
+        set_(self, "occurred_at", event.occurred_at)
 
 
 class Projection(ABC):
@@ -99,6 +94,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def event_data(event: Any) -> dict[str, Any]:
+def event_fields(event: Any) -> dict[str, Any]:
     """The event's own facts, without the envelope (id, version, recorded time)."""
-    return {k: jsonable(v) for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+    return {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """:func:`event_fields`, JSON-ready."""
+    return jsonable(event_fields(event))

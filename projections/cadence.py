@@ -130,7 +130,7 @@ class CommunicationCadence(Projection):
 
 def _fold_services(cursor: Cursor[Any], recorded: Recorded) -> None:
     cursor.execute(
-        f"SELECT {', '.join(name for name, _ in _SERVICE_COLUMNS)} FROM cadence_services WHERE service_id = ANY(%s)",
+        f"SELECT {', '.join(name for name, _ in _SERVICE_COLUMNS)} FROM cadence_services WHERE service_id = ANY(%b)",
         (list(recorded.services),),
     )
     states = {service_id: _ServiceState(service_id) for service_id in recorded.services}
@@ -176,7 +176,7 @@ def _record_updates(cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
     cursor.execute(
         "INSERT INTO cadence_incidents (incident_id, last_public_update_at, next_update_by) "
         "SELECT DISTINCT ON (incident_id) incident_id, occurred_at, next_update_by FROM cadence_updates "
-        "WHERE incident_id = ANY(%s) ORDER BY incident_id, occurred_at DESC, version DESC "
+        "WHERE incident_id = ANY(%b) ORDER BY incident_id, occurred_at DESC, version DESC "
         "ON CONFLICT (incident_id) DO UPDATE SET last_public_update_at = excluded.last_public_update_at, "
         "next_update_by = excluded.next_update_by",
         (incidents,),

@@ -14,11 +14,11 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
-from psycopg.types.json import Jsonb
 
 from domain.incident import AwarenessRecord, ImpactRecord, Incident, IncidentPhase, latest_impact
 from domain.values import Audience
 from projections.base import Envelope, Projection
+from projections.bulk import jsonb
 
 DECLARED_FIELDS = ("title", "kind", "severity", "summary", "detected_at")
 OBLIGATION_EVENTS = (Incident.RegulatorNotified, Incident.NotificationDecisionRecorded)
@@ -230,7 +230,7 @@ def _row(state: _IncidentState) -> tuple[Any, ...]:
         impact.residents_affected if impact else None,
         impact.properties_affected if impact else None,
         state.service_ids, state.last_changed_position,
-        Jsonb({
+        jsonb({
             "declared": {**declared, "detected_at": declared["detected_at"].isoformat()},
             "impacts": [
                 [r.version, r.occurred_at.isoformat(), r.residents_affected, r.properties_affected, r.service_id]
@@ -246,7 +246,7 @@ def _load_states(cursor: Cursor[Any], ids: set[UUID]) -> dict[UUID, _IncidentSta
         return {}
     cursor.execute(
         "SELECT id, declared_at, closed_at, service_ids, last_changed_position, facts "
-        "FROM current_incidents WHERE id = ANY(%s)",
+        "FROM current_incidents WHERE id = ANY(%b)",
         (sorted(ids),),
     )
     states = {}

@@ -29,17 +29,18 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
-from psycopg.types.json import Jsonb
 
 from domain.service import Service
 from domain.values import Status
 from projections.base import Envelope, Projection, jsonable
+from projections.bulk import copy_rows, jsonb
 
 IDENTITY, STATUS, PHASE, ETA, WORKAROUND = "identity", "status", "phase", "eta", "workaround"
 
@@ -104,6 +105,7 @@ class Fact:
         """(subject, key): key is the workaround id for workarounds and '' for the others."""
         return SUBJECTS[self.kind], self.data.get("workaround_id", "")
 
+    @cached_property  # asked when the fact is remembered and again when it is folded
     def claims(self) -> dict[Key, Value | None]:
         """What this fact says each attribute is from ``occurred_at`` on (None: nothing)."""
         d = self.data
@@ -194,12 +196,12 @@ class ServiceFacts:
 
     def remember(self, version: int, fact: Fact) -> None:
         self.facts[version] = fact
-        for key, value in fact.claims().items():
+        for key, value in fact.claims.items():
             insort(self.tracks[key].claims, (fact.occurred_at, version, value))
 
     def forget(self, version: int) -> Fact:
         fact = self.facts.pop(version)
-        for key in fact.claims():
+        for key in fact.claims:
             claims = self.tracks[key].claims
             del claims[bisect_left(claims, (fact.occurred_at, version))]
         return fact
@@ -286,10 +288,13 @@ class Intervals(Projection):
         row = cursor.fetchone()
         recorded = _recorded_times(row[0] if row else None, batch)
         events = [e for e in batch if isinstance(e.event, Service.Event)]
-        services = _load(cursor, events) if events else {}
+        # Each new fact made once: loading its window and folding it both need it.
+        facts = {e.position: Fact.of(e) for e in events if e.kind != "Corrected"}
+        services = _load(cursor, events, facts) if events else {}
         changes = Changes()
         for envelope in events:
-            _fold(services[envelope.originator_id], envelope, recorded[envelope.position], changes)
+            _fold(services[envelope.originator_id], envelope, facts.get(envelope.position),
+                  recorded[envelope.position], changes)
         _write(cursor, changes, recorded[batch[-1].position])
 
 
@@ -307,26 +312,36 @@ def _recorded_times(clock: datetime | None, batch: Sequence[Envelope]) -> dict[i
     return times
 
 
-def _window(envelope: Envelope, original: Fact | None) -> tuple[Key, datetime]:
+def _window(envelope: Envelope, fact: Fact) -> tuple[Key, datetime]:
     """The subject the event is about, and the earliest effective time it can change there.
 
-    ``original`` is the fact a correction names, as first recorded or as it stood before this
-    batch: a lower bound for its time whatever other corrections in the batch did.
+    ``fact`` is the event's own; for a correction, the fact it names, as first recorded or as it
+    stood before this batch: a lower bound for its time whatever other corrections in the batch did.
     """
     if envelope.kind == "Corrected":
-        assert original is not None
-        changed = envelope.event.changes.get("occurred_at", original.occurred_at)
-        return original.subject, min(original.occurred_at, changed)
-    return Fact.of(envelope).subject, envelope.occurred_at
+        changed = envelope.event.changes.get("occurred_at", fact.occurred_at)
+        return fact.subject, min(fact.occurred_at, changed)
+    return fact.subject, envelope.occurred_at
 
+
+FACT_COLUMNS = [
+    ("service_id", "uuid"), ("version", "bigint"), ("kind", "text"), ("subject", "text"), ("key", "text"),
+    ("occurred_at", "timestamptz"), ("data", "jsonb"),
+]
+ROW_COLUMNS = [
+    ("service_id", "uuid"), ("attribute", "text"), ("key", "text"), ("valid_from", "timestamptz"),
+    ("valid_to", "timestamptz"), ("value", "jsonb"), ("recorded_from", "timestamptz"),
+    ("recorded_to", "timestamptz"), ("recorded_by", "bigint"), ("superseded_by", "bigint"),
+]
 
 PER_WINDOW = "OFFSET 0"
 """Keeps a LATERAL subquery from being flattened into a hash join: the planner cannot tell how
 little of a history a window selects and would scan whole tables every batch."""
 
 
-def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, ServiceFacts]:
-    """The facts and believed rows the batch's events can change, per service.
+def _load(cursor: Cursor[Any], events: Sequence[Envelope], facts: dict[int, Fact]) -> dict[UUID, ServiceFacts]:
+    """The facts and believed rows the batch's events can change, per service (``facts``: the
+    batch's new facts, by position).
 
     Only the facts and rows of the subjects the batch touches, at or after each one's window
     start, are read, so a fact added at the end of a long history costs as little as one added
@@ -340,22 +355,23 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
     if wanted:
         cursor.execute(
             "SELECT f.service_id, f.version, f.kind, f.occurred_at, f.data FROM service_interval_facts f "
-            "JOIN unnest(%s::uuid[], %s::bigint[]) AS w(service_id, version) USING (service_id, version)",
+            "JOIN unnest(%b::uuid[], %b::bigint[]) AS w(service_id, version) USING (service_id, version)",
             ([s for s, _ in wanted], [v for _, v in wanted]),
         )
         loaded = {(s, v): Fact(kind, at, data) for s, v, kind, at, data in cursor.fetchall()}
     windows: dict[tuple[UUID, str, str], datetime] = {}
     for e in events:
-        original = None
         if e.kind == "Corrected":
             target = (e.originator_id, e.event.corrects_version)
-            original = Fact.of(in_batch[target]) if target in in_batch else loaded[target]
-        (subject, key), start = _window(e, original)
+            fact = facts[in_batch[target].position] if target in in_batch else loaded[target]
+        else:
+            fact = facts[e.position]
+        (subject, key), start = _window(e, fact)
         window = (e.originator_id, subject, key)
         windows[window] = min(windows.get(window, start), start)
     cursor.execute(
         "SELECT f.service_id, f.version, f.kind, f.occurred_at, f.data "
-        "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[]) AS w(service_id, subject, key, since) "
+        "FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[]) AS w(service_id, subject, key, since) "
         "CROSS JOIN LATERAL (SELECT * FROM service_interval_facts f WHERE f.service_id = w.service_id "
         f"AND f.subject = w.subject AND f.key = w.key AND f.occurred_at >= w.since {PER_WINDOW}) f",
         [list(column) for column in zip(*((*window, since) for window, since in windows.items()))],
@@ -371,7 +387,7 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
     ]
     cursor.execute(
         "SELECT i.service_id, i.attribute, i.key, i.valid_from, i.valid_to, i.value, i.recorded_from, "
-        "i.recorded_by FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[]) "
+        "i.recorded_by FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[]) "
         "AS w(service_id, attribute, key, since) CROSS JOIN LATERAL (SELECT * FROM service_intervals i "
         "WHERE i.service_id = w.service_id AND i.attribute = w.attribute AND i.key = w.key "
         "AND i.recorded_to IS NULL AND coalesce(i.valid_to, 'infinity'::timestamptz) >= w.since "
@@ -386,20 +402,22 @@ def _load(cursor: Cursor[Any], events: Sequence[Envelope]) -> dict[UUID, Service
     return services
 
 
-def _fold(service: ServiceFacts, envelope: Envelope, at: datetime, changes: Changes) -> None:
-    """Apply one event: remember its fact, then rethink every attribute it speaks to."""
+def _fold(service: ServiceFacts, envelope: Envelope, new: Fact | None, at: datetime, changes: Changes) -> None:
+    """Apply one event (``new``: its fact, None for a correction): remember its fact, then
+    rethink every attribute it speaks to."""
     if envelope.kind == "Corrected":
         version = envelope.event.corrects_version
         old = service.forget(version)
         fact = old.corrected(envelope.event.changes)
-        keys = old.claims().keys() | fact.claims().keys()
+        keys = old.claims.keys() | fact.claims.keys()
         since = min(old.occurred_at, fact.occurred_at)
     else:
         version = envelope.version
-        fact = Fact.of(envelope)
+        assert new is not None
+        fact = new
         if envelope.kind == "WorkaroundWithdrawn":
             fact = _not_before_publication(service, fact)
-        keys = fact.claims().keys()
+        keys = fact.claims.keys()
         since = fact.occurred_at
     service.remember(version, fact)
     stored_as = (envelope.originator_id, version)
@@ -422,35 +440,32 @@ def _not_before_publication(service: ServiceFacts, withdrawal: Fact) -> Fact:
 def _write(cursor: Cursor[Any], changes: Changes, clock: datetime) -> None:
     """Write the batch back: COPY for new rows, one statement per kind of update."""
     if changes.new_facts:
-        with cursor.copy(
-            "COPY service_interval_facts (service_id, version, kind, subject, key, occurred_at, data) FROM STDIN"
-        ) as copy:
-            for (service_id, version), f in changes.new_facts.items():
-                copy.write_row((service_id, version, f.kind, *f.subject, f.occurred_at, Jsonb(f.data)))
+        copy_rows(cursor, "service_interval_facts", FACT_COLUMNS, (
+            (service_id, version, f.kind, *f.subject, f.occurred_at, jsonb(f.data))
+            for (service_id, version), f in changes.new_facts.items()
+        ))
     if changes.corrected_facts:
         cursor.executemany(
             "UPDATE service_interval_facts SET occurred_at = %s, data = %s WHERE service_id = %s AND version = %s",
-            [(f.occurred_at, Jsonb(f.data), s, v) for (s, v), f in changes.corrected_facts.items()],
+            [(f.occurred_at, jsonb(f.data), s, v) for (s, v), f in changes.corrected_facts.items()],
         )
     if changes.closed:
         columns = zip(*[(r.service_id, r.attribute, r.key, r.valid_from, r.recorded_by, r.recorded_to,
                          r.superseded_by) for r in changes.closed])
         cursor.execute(
             "UPDATE service_intervals i SET recorded_to = c.recorded_to, superseded_by = c.superseded_by "
-            "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], "
-            "%s::timestamptz[], %s::bigint[]) AS c(service_id, attribute, key, valid_from, recorded_by, "
+            "FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[], %b::bigint[], "
+            "%b::timestamptz[], %b::bigint[]) AS c(service_id, attribute, key, valid_from, recorded_by, "
             "recorded_to, superseded_by) WHERE (i.service_id, i.attribute, i.key, i.valid_from, i.recorded_by) "
             "= (c.service_id, c.attribute, c.key, c.valid_from, c.recorded_by)",
             [list(column) for column in columns],
         )
     if changes.inserted:
-        with cursor.copy(
-            "COPY service_intervals (service_id, attribute, key, valid_from, valid_to, value, "
-            "recorded_from, recorded_to, recorded_by, superseded_by) FROM STDIN"
-        ) as copy:
-            for r in changes.inserted:
-                copy.write_row((r.service_id, r.attribute, r.key, r.valid_from, r.valid_to, Jsonb(dict(r.value)),
-                                r.recorded_from, r.recorded_to, r.recorded_by, r.superseded_by))
+        copy_rows(cursor, "service_intervals", ROW_COLUMNS, (
+            (r.service_id, r.attribute, r.key, r.valid_from, r.valid_to, jsonb(dict(r.value)),
+             r.recorded_from, r.recorded_to, r.recorded_by, r.superseded_by)
+            for r in changes.inserted
+        ))
     cursor.execute(
         "INSERT INTO service_interval_clock (recorded_at) VALUES (%s) "
         "ON CONFLICT (singleton) DO UPDATE SET recorded_at = excluded.recorded_at",

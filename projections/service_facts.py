@@ -11,9 +11,9 @@ the common case and costs no reads.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg import Cursor
@@ -21,16 +21,19 @@ from psycopg import Cursor
 from domain.incident import Incident
 from domain.service import Service
 from projections.base import Envelope
-from projections.bulk import upsert
+from projections.bulk import copy_rows, upsert
 
 STATUS_REPORTED = "StatusReported"
 ETA_SET = "EtaSet"
 ETA_CLEARED = "EtaCleared"
 
 
-@dataclass(frozen=True)
-class ServiceFact:
-    """One status report or ETA revision (cleared when ``expected_at`` is None)."""
+class ServiceFact(NamedTuple):
+    """One status report or ETA revision (cleared when ``expected_at`` is None).
+
+    A named tuple, not a dataclass: two views make one of these for most events, and a tuple
+    is also the row that stores it.
+    """
 
     service_id: UUID
     version: int
@@ -43,7 +46,7 @@ class ServiceFact:
 
     def corrected(self, changes: dict[str, Any]) -> ServiceFact:
         kept = {k: (str(v) if k in ("status", "phase") and v else v) for k, v in changes.items() if k in _CORRECTABLE}
-        return replace(self, **kept)
+        return self._replace(**kept)
 
 
 _CORRECTABLE = frozenset({"occurred_at", "status", "phase", "expected_at"})
@@ -51,7 +54,8 @@ _TYPES = {
     "service_id": "uuid", "version": "bigint", "kind": "text", "occurred_at": "timestamptz", "status": "text",
     "phase": "text", "incident_id": "uuid", "expected_at": "timestamptz",
 }
-_COLUMNS = [f.name for f in fields(ServiceFact)]
+_COLUMNS = ServiceFact._fields
+_TYPED_COLUMNS = [(c, _TYPES[c]) for c in _COLUMNS]
 
 
 def in_effective_order(facts: Iterable[ServiceFact]) -> list[ServiceFact]:
@@ -128,22 +132,23 @@ class ServiceFacts:
     def record(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> Recorded:
         """Store the batch's new facts and apply its corrections."""
         new = [fact for fact in map(fact_of, (e.event for e in batch)) if fact and fact.kind in self.kinds]
-        touched: dict[tuple[UUID, int], ServiceFact] = {(f.service_id, f.version): f for f in new}
+        fresh: dict[tuple[UUID, int], ServiceFact] = {(f.service_id, f.version): f for f in new}
         corrections = [
             ((e.originator_id, e.event.corrects_version), e.event.changes)
             for e in batch
             if isinstance(e.event, Service.Corrected)
         ]
-        touched.update(self._load(cursor, [key for key, _ in corrections if key not in touched]))
+        stored = self._load(cursor, [key for key, _ in corrections if key not in fresh])
         rewritten: set[UUID] = set()
         for key, changes in corrections:
-            if key in touched:  # else a fact this history does not keep (e.g. a workaround)
-                touched[key] = touched[key].corrected(changes)
+            facts = fresh if key in fresh else stored
+            if key in facts:  # else a fact this history does not keep (e.g. a workaround)
+                facts[key] = facts[key].corrected(changes)
                 rewritten.add(key[0])
-        upsert(
-            cursor, self.table, [(c, _TYPES[c]) for c in _COLUMNS],
-            [[getattr(f, c) for c in _COLUMNS] for f in touched.values()], key=("service_id", "version"),
-        )
+        # A fact first recorded in this batch has no row yet: COPY, the cheapest way in.
+        if fresh:
+            copy_rows(cursor, self.table, _TYPED_COLUMNS, fresh.values())
+        upsert(cursor, self.table, _TYPED_COLUMNS, stored.values(), key=("service_id", "version"))
         by_service: dict[UUID, list[ServiceFact]] = {}
         for fact in in_effective_order(new):
             by_service.setdefault(fact.service_id, []).append(fact)
@@ -155,7 +160,7 @@ class ServiceFacts:
         result: dict[UUID, list[ServiceFact]] = {s: [] for s in wanted}
         if wanted:
             cursor.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE service_id = ANY(%s) "
+                f"SELECT {', '.join(_COLUMNS)} FROM {self.table} WHERE service_id = ANY(%b) "
                 "ORDER BY occurred_at, version",
                 (wanted,),
             )
@@ -168,7 +173,7 @@ class ServiceFacts:
             return {}
         cursor.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM {self.table} "
-            "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(s, v) ON service_id = k.s AND version = k.v",
+            "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(s, v) ON service_id = k.s AND version = k.v",
             ([s for s, _ in keys], [v for _, v in keys]),
         )
         return {(row[0], row[1]): ServiceFact(*row) for row in cursor.fetchall()}

@@ -22,7 +22,6 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
-from psycopg.types.json import Jsonb
 
 from domain.dependencies import DependencyGraph
 from domain.incident import Incident
@@ -36,12 +35,17 @@ from domain.service import (
 )
 from domain.values import Confidence, Phase, Status
 from projections.base import Envelope, Projection
+from projections.bulk import copy_rows, jsonb
 
 REGISTRATION_FIELDS = ("slug", "name", "category", "description", "resident_facing", "tier", "owner")
 REPORT_CORRECTIONS = ("status", "phase", "occurred_at")
 """Corrected fields of a status report that the fold depends on (notes are not kept here)."""
 OUTAGE_PHASES = frozenset({Phase.ISOLATED, Phase.ASSESSING, Phase.RESTORING})
 """Entering one of these from RESTORED (a regression) starts a new outage."""
+
+REPORT_COLUMNS = [
+    ("service_id", "uuid"), ("version", "bigint"), ("occurred_at", "timestamptz"), ("status", "text"), ("phase", "text"),
+]
 
 ONE_SECOND = timedelta(seconds=1)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -231,14 +235,11 @@ class _Reports:
     def save(self, cursor: Cursor[Any]) -> None:
         if self.new:
             # COPY: reports are most of the events, and a row each by INSERT costs several times more.
-            with cursor.copy(
-                "COPY current_service_reports (service_id, version, occurred_at, status, phase) FROM STDIN"
-            ) as copy:
-                for service_id, reports in self.new.items():
-                    for r in reports:
-                        copy.write_row((
-                            service_id, r.version, r.occurred_at, r.status and r.status.value, r.phase and r.phase.value
-                        ))
+            copy_rows(cursor, "current_service_reports", REPORT_COLUMNS, (
+                (service_id, r.version, r.occurred_at, r.status and r.status.value, r.phase and r.phase.value)
+                for service_id, reports in self.new.items()
+                for r in reports
+            ))
         if self.corrections:
             cursor.executemany(
                 "UPDATE current_service_reports SET "
@@ -267,7 +268,7 @@ class _Reports:
             services[service_id].fold = ReportFold()
         cursor.execute(
             "SELECT service_id, version, occurred_at, status, phase FROM current_service_reports "
-            "WHERE service_id = ANY(%s) ORDER BY service_id, occurred_at, version",
+            "WHERE service_id = ANY(%b) ORDER BY service_id, occurred_at, version",
             (sorted(again),),
         )
         for service_id, version, occurred_at, status, phase in cursor.fetchall():
@@ -418,7 +419,7 @@ class _Impacts:
         if named:
             cursor.execute(
                 "SELECT i.incident_id, i.version, service_id, position, occurred_at, residents_affected "
-                "FROM current_service_impacts i JOIN unnest(%s::uuid[], %s::bigint[]) AS n(incident_id, version) "
+                "FROM current_service_impacts i JOIN unnest(%b::uuid[], %b::bigint[]) AS n(incident_id, version) "
                 "ON i.incident_id = n.incident_id AND i.version = n.version",
                 ([incident for incident, _ in named], [version for _, version in named]),
             )
@@ -472,7 +473,7 @@ class _Impacts:
             return {}
         cursor.execute(
             "SELECT DISTINCT ON (service_id) service_id, residents_affected FROM current_service_impacts "
-            "WHERE service_id = ANY(%s) ORDER BY service_id, occurred_at DESC, position DESC",
+            "WHERE service_id = ANY(%b) ORDER BY service_id, occurred_at DESC, position DESC",
             (changed_services,),
         )
         return {service_id: residents for service_id, residents in cursor.fetchall()}
@@ -497,15 +498,15 @@ def _row(state: _ServiceState) -> tuple[Any, ...]:
         eta.confidence.value if eta and eta.confidence else None,
         eta.reason if eta else None,
         eta.occurred_at if eta else None,
-        Jsonb([_eta_json(e) for e in history]),
+        jsonb([_eta_json(e) for e in history]),
         None if slip is None else slip // ONE_SECOND,
-        Jsonb([_workaround_json(w) for w in workarounds]),
+        jsonb([_workaround_json(w) for w in workarounds]),
         state.depends_on,
         state.residents_affected,
         fold.downtime_until(latest_fact) // ONE_SECOND,
         latest_fact,
         state.last_changed_position,
-        Jsonb(fold.to_json()),
+        jsonb(fold.to_json()),
     )
 
 
@@ -527,7 +528,7 @@ def _load_states(cursor: Cursor[Any], ids: set[UUID]) -> dict[UUID, _ServiceStat
         return {}
     cursor.execute(
         f"SELECT id, {', '.join(REGISTRATION_FIELDS)}, eta_history, workarounds, depends_on, "
-        "residents_affected, last_changed_position, report_fold FROM current_services WHERE id = ANY(%s)",
+        "residents_affected, last_changed_position, report_fold FROM current_services WHERE id = ANY(%b)",
         (sorted(ids),),
     )
     states = {}

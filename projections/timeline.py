@@ -7,10 +7,17 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import Cursor
-from psycopg.types.json import Jsonb
 
 from projections.audience import Subject, about, as_uuid, is_public, subject_set
-from projections.base import Envelope, Projection, event_data
+from projections.base import Envelope, Projection, event_fields
+from projections.bulk import copy_rows, jsonb
+
+COPIED_COLUMNS = [
+    ("position", "bigint"), ("originator_id", "uuid"), ("version", "bigint"), ("occurred_at", "timestamptz"),
+    ("recorded_at", "timestamptz"), ("actor", "text"), ("reason", "text"), ("kind", "text"), ("summary", "text"),
+    ("service_id", "uuid"), ("incident_id", "uuid"), ("public", "boolean"), ("corrects", "bigint"), ("data", "jsonb"),
+]
+"""Every column but ``corrected_by``, which a later correction sets."""
 
 
 class Timeline(Projection):
@@ -48,7 +55,7 @@ class Timeline(Projection):
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
         # Only the subjects this batch names: the table grows with every service registered.
         cursor.execute(
-            "SELECT id, name, resident_facing FROM timeline_subjects WHERE id = ANY(%s)",
+            "SELECT id, name, resident_facing FROM timeline_subjects WHERE id = ANY(%b)",
             (list(_named_subjects(batch)),),
         )
         subjects: dict[UUID, Subject] = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
@@ -77,19 +84,13 @@ class Timeline(Projection):
                 envelope.position, envelope.originator_id, envelope.version, envelope.occurred_at,
                 envelope.recorded_at, event.actor, event.reason, envelope.kind,
                 summarise(envelope, subjects), service_id, incident_id, public, corrects,
-                Jsonb(event_data(event)),
+                jsonb(event_fields(event)),
             ))
-        # COPY, not INSERT: one stream instead of a statement per row.
-        with cursor.copy(
-            "COPY timeline (position, originator_id, version, occurred_at, recorded_at, actor, "
-            "reason, kind, summary, service_id, incident_id, public, corrects, data) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(cursor, "timeline", COPIED_COLUMNS, rows)
         if corrected_by:
             cursor.execute(
                 "UPDATE timeline SET corrected_by = c.corrected_by "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS c(position, corrected_by) "
+                "FROM unnest(%b::bigint[], %b::bigint[]) AS c(position, corrected_by) "
                 "WHERE timeline.position = c.position",
                 (list(corrected_by), list(corrected_by.values())),
             )
