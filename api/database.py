@@ -12,6 +12,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import psycopg
 from psycopg import sql
 
+from api import pipeline_flush
+
+pipeline_flush.install()  # every process that saves events configures them through this module
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "restoration"
