@@ -75,6 +75,7 @@ def eventsourcing_env(url: str, *, schema: str = "", pool_size: int = 5) -> dict
     host = query.get("host", [parts.hostname or "localhost"])[0]
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "api.event_store:OneRoundTripRecorder",
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": host,
         "POSTGRES_PORT": str(parts.port or query.get("port", ["5432"])[0]),
