@@ -10,17 +10,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.dependencies import DependencyGraph
-from domain.errors import Conflict, InvalidTransition, NotFound
+from domain.errors import Conflict, DomainError, InvalidTransition, NotFound
 from domain.incident import Incident, IncidentKind
 from domain.service import Service
 from domain.values import Audience, Confidence, Phase, Provenance, Severity, Status
@@ -29,6 +30,12 @@ A = TypeVar("A", bound=Aggregate)
 
 MAX_ATTEMPTS = 10
 """How often a command is re-decided after losing a write race before it is a CONFLICT."""
+
+KEPT_AFTER_SAVING = 10_000
+"""How many aggregates, as this process last saved them, are kept to decide the next command on."""
+
+_trusted_unread: ContextVar[UUID | None] = ContextVar("trusted_unread", default=None)
+"""The aggregate this command may take as this process last saved it, without reading it."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,20 @@ class Recorded:
 class RestorationApp(Application[UUID]):
     name = "Restoration"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Each entry is handed to one command at a time (taken out, put back once saved), so
+        # no copy is needed and a command that fails leaves nothing half-changed behind.
+        self._as_saved: LRUCache[UUID, Aggregate] = LRUCache(maxsize=KEPT_AFTER_SAVING)
+
     # ---- reading aggregates ---------------------------------------------------------------
 
     def _get(self, cls: type[A], aggregate_id: UUID, label: str) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            if aggregate_id == _trusted_unread.get():
+                aggregate = self._take_as_saved(aggregate_id)
+            else:
+                aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"No {label} has the id {aggregate_id}.") from None
         if not isinstance(aggregate, cls):
@@ -75,6 +91,12 @@ class RestorationApp(Application[UUID]):
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def _take_as_saved(self, aggregate_id: UUID) -> Aggregate:
+        try:
+            return self._as_saved.get(aggregate_id, evict=True)
+        except KeyError:
+            return self.repository.get(aggregate_id)
+
     # ---- saving ---------------------------------------------------------------------------
 
     def _create(self, aggregate: Aggregate, duplicate: str) -> Recorded:
@@ -82,21 +104,47 @@ class RestorationApp(Application[UUID]):
             recordings = self.save(aggregate)
         except IntegrityError:
             raise Conflict(duplicate) from None
+        self._as_saved.put(aggregate.id, aggregate)
         return Recorded(aggregate.id, _last_position(recordings))
 
     def _change(self, subject_id: UUID, decide: Callable[[], Sequence[Aggregate]]) -> Recorded:
-        """Decide on fresh state and save; on a version conflict, decide again.
+        """Decide and save; on a version conflict, decide again on fresh state.
 
         Re-deciding (not re-saving) is what makes a retry safe: the rules are checked
         against the state that actually won the race, so no update is lost or misapplied.
+
+        The first attempt takes the subject as this process last saved it, without reading
+        it (another process may have changed it since). That is safe because what it
+        decides can only be stored if the subject is still at that version: the new event's
+        version would otherwise clash. A refusal, or a decision to record nothing, is not
+        guarded that way, so either is decided again on fresh state before it counts.
         """
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            aggregates = decide()
+        attempt = 0
+        trusting = True
+        while attempt < MAX_ATTEMPTS:
+            attempt += not trusting
+            token = _trusted_unread.set(subject_id if trusting else None)
+            try:
+                aggregates = decide()
+            except DomainError:
+                if trusting:
+                    trusting = False
+                    continue
+                raise
+            finally:
+                _trusted_unread.reset(token)
+            if trusting and not any(a.pending_events for a in aggregates):
+                trusting = False
+                continue
             try:
                 recordings = self.save(*aggregates)
             except IntegrityError:
-                time.sleep(random.uniform(0, 0.002 * 2**attempt))
+                if not trusting:
+                    time.sleep(random.uniform(0, 0.002 * 2**attempt))
+                trusting = False
                 continue
+            for aggregate in aggregates:
+                self._as_saved.put(aggregate.id, aggregate)
             return Recorded(subject_id, _last_position(recordings))
         raise Conflict(
             f"Too many simultaneous changes: gave up after {MAX_ATTEMPTS} attempts. "

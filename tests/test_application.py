@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 import psycopg
 import pytest
 
+from api.database import eventsourcing_env
 from api.demo import DEMO_INCIDENT_ID, load_demo
 from domain.application import RestorationApp
 from domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
@@ -144,6 +146,43 @@ def test_concurrent_reports_on_one_service_are_all_stored_or_refused(
     assert versions == list(range(1, len(accepted) + 2))  # registration + every accepted report
     notes = [r.note for r in app.service(email.id).reports]
     assert len(notes) == len(set(notes)) == len(accepted)
+
+
+@pytest.fixture
+def other_process(database_url: str) -> Iterator[RestorationApp]:
+    """A second application on the same database, as another tracker process would be."""
+    other = RestorationApp(env=eventsourcing_env(database_url))
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def test_two_processes_taking_turns_lose_no_update(app: RestorationApp, other_process: RestorationApp) -> None:
+    """Each process keeps the aggregates it saved to decide its next command on; the other's
+    writes make that copy stale every turn, and every command must still be stored."""
+    email = register(app)
+    statuses = list(Status)
+    for n in range(20):
+        writer = app if n % 2 == 0 else other_process
+        writer.report_status(email.id, status=statuses[n % len(statuses)], note=f"turn {n}", provenance=OPS)
+    assert [r.note for r in app.service(email.id).reports] == [f"turn {n}" for n in range(20)]
+    assert app.service(email.id).version == other_process.service(email.id).version == 21
+
+
+def test_a_refusal_is_never_judged_on_a_stale_copy(app: RestorationApp, other_process: RestorationApp) -> None:
+    email = register(app)
+    app.report_status(email.id, status=Status.MAJOR_OUTAGE, provenance=OPS)  # app keeps version 2
+    published = other_process.publish_workaround(
+        email.id, channel="Phone", instructions="Call 0300 123 4567.", provenance=OPS
+    )
+    workaround_id = other_process.service(email.id).workarounds.popitem()[0]
+    # app's own copy has never heard of the workaround; it must decide on the stored state.
+    withdrawn = app.withdraw_workaround(email.id, workaround_id=workaround_id, provenance=OPS)
+    assert withdrawn.position is not None and withdrawn.position > published.position
+    assert app.service(email.id).workarounds[workaround_id].withdrawn
+    with pytest.raises(InvalidTransition):  # and a refusal on fresh state still stands
+        other_process.withdraw_workaround(email.id, workaround_id=workaround_id, provenance=OPS)
 
 
 def test_the_demo_loads_once(app: RestorationApp) -> None:
