@@ -12,6 +12,18 @@ from contextlib import contextmanager
 JOIN_SECONDS = 30
 
 
+async def wait_at_most(seconds: float, event: asyncio.Event) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed, whichever comes first.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it drops a cancellation that arrives just as the
+    event is set, so a loop waiting on a bell carried on after ``stop()`` cancelled it, and
+    ``stop()`` waited for ever (tests hung at shutdown). ``asyncio.timeout`` keeps it.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
 @contextmanager
 def in_background(run: Callable[[], object], stop: Callable[[], object], *, name: str) -> Iterator[None]:
     """Run ``run`` in a daemon thread for the duration of the block; then ``stop`` it and wait."""

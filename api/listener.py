@@ -13,7 +13,7 @@ import logging
 
 import asyncpg
 
-from api.background import LoopTask
+from api.background import LoopTask, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class Listener(LoopTask):
                 self.away = False
                 self.ring_all()  # anything announced while we were away is read now
                 while True:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(closed.wait(), self.heartbeat_seconds)
+                    await wait_at_most(self.heartbeat_seconds, closed)
                     await connection.fetchval("SELECT 1", timeout=self.heartbeat_seconds)
             except Exception as error:  # whatever broke the connection, start again
                 self.away = True

@@ -9,14 +9,12 @@ until it catches up. Positions only grow, so there is no gap and no duplicate ei
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from api.background import LoopTask
+from api.background import LoopTask, wait_at_most
 from api.listener import Doorbell
 
 log = logging.getLogger(__name__)
@@ -86,5 +84,4 @@ class TimelineTail(LoopTask):
             if rows:
                 self.grew.ring()
             if len(rows) < self.page:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ticket.wait(), self.recheck_seconds)
+                await wait_at_most(self.recheck_seconds, ticket)

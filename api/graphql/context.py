@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
+from api.background import wait_at_most
 from api.composition import Tracker
 from api.graphql.errors import ApiError, Code
 from api.listener import Listener
@@ -82,10 +82,7 @@ class Runtime:
                     "read again in a moment, and check that a projection worker is running.",
                     {"position": position},
                 )
-            try:
-                await asyncio.wait_for(ticket.wait(), remaining)
-            except TimeoutError:
-                pass
+            await wait_at_most(remaining, ticket)
 
     def _min_tracked_sql(self) -> str:
         parts = [f"(SELECT position FROM {table})" for table in self.tracking_tables]

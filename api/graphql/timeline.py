@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator
 from datetime import datetime
@@ -15,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from api.background import wait_at_most
 from api.graphql.context import AUDITORS, PUBLIC, Context, access, is_public_only
 from api.graphql.errors import ApiError, Code
 from projections.audit_chain import ChainReport, history_record, history_select, verify_chain
@@ -204,10 +204,7 @@ async def restoration_events(
             last = entry.position
             if _wanted(entry, wanted_incident, wanted_services, public_only, kinds):
                 yield entry
-        try:
-            await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
-        except TimeoutError:
-            pass
+        await wait_at_most(LIVE_RECHECK_SECONDS, ticket)
 
 
 @strawberry.type

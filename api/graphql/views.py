@@ -6,7 +6,6 @@ fields (``dependsOn``, ``blockedBy``) never cost a query per item.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from api.background import wait_at_most
 from api.graphql.context import PUBLIC, READERS, Context, access, is_public_only
 from api.graphql.enums import (
     Audience,
@@ -234,10 +234,7 @@ async def service_changes(info: Info[Context, Any], ids: list[UUID] | None) -> A
             for row in changed:
                 last = max(last, row.last_changed_position)
                 yield catalogue.by_id.get(row.id) or Service.from_row(row)
-        try:
-            await asyncio.wait_for(ticket.wait(), LIVE_RECHECK_SECONDS)
-        except TimeoutError:
-            pass
+        await wait_at_most(LIVE_RECHECK_SECONDS, ticket)
 
 
 async def services_at(info: Info[Context, Any], as_of: datetime | None, known_at: datetime | None) -> ServiceCatalogue:
