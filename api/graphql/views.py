@@ -80,16 +80,27 @@ class Service:
     phase: Phase | None
     status_since: datetime | None
     eta: Eta | None
-    eta_history: list[EtaRevision]
     eta_slip_seconds: int | None
     workarounds: list[Workaround]
     residents_affected: int | None
-    downtime_seconds: int
     row: strawberry.Private[services_view.ServiceRow]
     catalogue: strawberry.Private[ServiceCatalogue | None] = None
 
     # Plain (not async) resolvers: the catalogue this service came from is already loaded,
-    # and async leaves cost several times more per item.
+    # and async leaves cost several times more per item. Fields few queries ask for are
+    # resolvers too, so a list of services does not convert them for every service.
+    @strawberry.field
+    def eta_history(self) -> list[EtaRevision]:
+        return [
+            EtaRevision(expected_at=e.expected_at, confidence=Confidence(e.confidence) if e.confidence else None,
+                        reason=e.reason, set_at=e.set_at)
+            for e in self.row.eta_history
+        ]
+
+    @strawberry.field
+    def downtime_seconds(self) -> int:
+        return self.row.downtime_seconds_at(datetime.now(timezone.utc))
+
     @strawberry.field
     def depends_on(self) -> list[Service]:
         by_id = self.catalogue.by_id if self.catalogue else {}
@@ -126,11 +137,6 @@ class Service:
                     reason=row.eta.reason, set_at=row.eta.set_at)
             if row.eta and row.eta.expected_at
             else None,
-            eta_history=[
-                EtaRevision(expected_at=e.expected_at, confidence=Confidence(e.confidence) if e.confidence else None,
-                            reason=e.reason, set_at=e.set_at)
-                for e in row.eta_history
-            ],
             eta_slip_seconds=row.eta_slip_seconds,
             workarounds=[
                 Workaround(id=strawberry.ID(w.id), channel=w.channel, instructions=w.instructions,
@@ -138,7 +144,6 @@ class Service:
                 for w in row.workarounds
             ],
             residents_affected=row.residents_affected,
-            downtime_seconds=row.downtime_seconds_at(datetime.now(timezone.utc)),
             row=row,
         )
 
