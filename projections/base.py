@@ -66,6 +66,12 @@ class Projection(ABC):
     def create_statements(self) -> list[str]:
         """``CREATE TABLE IF NOT EXISTS`` / ``CREATE INDEX IF NOT EXISTS`` statements."""
 
+    def reader_index_statements(self) -> list[str]:
+        """``CREATE INDEX IF NOT EXISTS`` statements for indexes that only readers use, never
+        ``apply``: a rebuild makes them once its rows are in, in one pass, instead of updating
+        them row by row as it loads."""
+        return []
+
     @abstractmethod
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
         """Apply a batch of events (ascending positions) to this projection's tables."""

@@ -255,11 +255,6 @@ class Intervals(Projection):
                 recorded_by bigint NOT NULL,
                 superseded_by bigint,
                 PRIMARY KEY (service_id, attribute, key, valid_from, recorded_by))""",
-            # "What held at A as known at K" is a stabbing query on two intervals at once: a GiST
-            # index over both ranges finds the few rows containing (A, K) among millions, where a
-            # btree on either bound would scan every row that began before A (or before K).
-            """CREATE INDEX IF NOT EXISTS service_intervals_bitemporal ON service_intervals
-                USING gist (tstzrange(valid_from, valid_to), tstzrange(recorded_from, recorded_to))""",
             # The projection itself only reads rows still believed that end at or after a batch's
             # window start; this partial btree keeps that cheap however long the history grows.
             """CREATE INDEX IF NOT EXISTS service_intervals_believed ON service_intervals
@@ -281,6 +276,15 @@ class Intervals(Projection):
             """CREATE TABLE IF NOT EXISTS service_interval_clock (
                 singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
                 recorded_at timestamptz NOT NULL)""",
+        ]
+
+    def reader_index_statements(self) -> list[str]:
+        return [
+            # "What held at A as known at K" is a stabbing query on two intervals at once: a GiST
+            # index over both ranges finds the few rows containing (A, K) among millions, where a
+            # btree on either bound would scan every row that began before A (or before K).
+            """CREATE INDEX IF NOT EXISTS service_intervals_bitemporal ON service_intervals
+                USING gist (tstzrange(valid_from, valid_to), tstzrange(recorded_from, recorded_to))""",
         ]
 
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:

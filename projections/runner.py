@@ -79,8 +79,11 @@ def _use_schema(cursor: Cursor[Any], schema: str) -> None:
     cursor.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema)))
 
 
-def create_tables(connection: Connection[Any], projection: Projection, schema: str = LIVE_SCHEMA) -> None:
-    """Create the projection's tables and tracking row in ``schema`` if they are missing."""
+def create_tables(
+    connection: Connection[Any], projection: Projection, schema: str = LIVE_SCHEMA, *, reader_indexes: bool = True
+) -> None:
+    """Create the projection's tables, its indexes (readers' too unless ``reader_indexes`` is
+    False) and tracking row in ``schema`` if they are missing."""
     with connection.transaction(), connection.cursor() as cursor:
         # Serialise DDL: concurrent CREATE TABLE IF NOT EXISTS can still collide. Not the
         # worker's lock: the active worker holds that for as long as it runs.
@@ -88,6 +91,8 @@ def create_tables(connection: Connection[Any], projection: Projection, schema: s
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         _use_schema(cursor, schema)
         for statement in projection.create_statements():
+            cursor.execute(statement)
+        for statement in projection.reader_index_statements() if reader_indexes else ():
             cursor.execute(statement)
         cursor.execute(
             sql.SQL(
@@ -222,7 +227,7 @@ def rebuild_together(
     scratch = [(projection, f"rebuild_{projection.name}") for projection in projections]
     for projection, schema in scratch:
         _drop_schema(connection, schema)
-        create_tables(connection, projection, schema)
+        create_tables(connection, projection, schema, reader_indexes=False)
         create_tables(connection, projection, LIVE_SCHEMA)
     with connection.cursor() as cursor:
         head = log_.head(cursor)
@@ -231,6 +236,8 @@ def rebuild_together(
         connection, log_, scratch, until=None, batch_size=batch_size,
         on_progress=(lambda p: on_progress(p, max(head, p))) if on_progress else None,
     )
+    for projection, schema in scratch:  # the readers' indexes, built over the loaded rows
+        create_tables(connection, projection, schema)
     with connection.transaction(), connection.cursor() as cursor:
         for projection in projections:
             for table in (*projection.tables, projection.tracking_table):

@@ -43,13 +43,17 @@ class Timeline(Projection):
                 corrected_by bigint,
                 data jsonb NOT NULL)""",
             "CREATE UNIQUE INDEX IF NOT EXISTS timeline_by_event ON timeline (originator_id, version)",
-            "CREATE INDEX IF NOT EXISTS timeline_by_service ON timeline (service_id, position)",
-            "CREATE INDEX IF NOT EXISTS timeline_by_incident ON timeline (incident_id, position)",
             # Names and audiences of services and incidents, for summaries and the public flag.
             """CREATE TABLE IF NOT EXISTS timeline_subjects (
                 id uuid PRIMARY KEY,
                 name text NOT NULL,
                 resident_facing boolean NOT NULL)""",
+        ]
+
+    def reader_index_statements(self) -> list[str]:
+        return [  # a service's or an incident's timeline, page by page
+            "CREATE INDEX IF NOT EXISTS timeline_by_service ON timeline (service_id, position)",
+            "CREATE INDEX IF NOT EXISTS timeline_by_incident ON timeline (incident_id, position)",
         ]
 
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:

@@ -74,14 +74,23 @@ def test_a_rebuild_gives_the_same_rows_and_swaps_them_in(app: RestorationApp, da
         create_tables(connection, Timeline())
         catch_up(connection, log_of(app), Timeline())
         before = {t: table_rows(connection, t) for t in Timeline.tables}
+        indexes_before = table_indexes(connection, "timeline")
         seen: list[tuple[int, int]] = []
         reached = rebuild(connection, log_of(app), Timeline(), batch_size=10, on_progress=lambda p, h: seen.append((p, h)))
         after = {t: table_rows(connection, t) for t in Timeline.tables}
         schemas = {row[0] for row in connection.execute("SELECT nspname FROM pg_namespace")}
+        indexes_after = table_indexes(connection, "timeline")
     assert reached == app.head_position()
     assert before == after and len(after["timeline"]) == reached
+    # The readers' indexes, made after the rows were loaded, are swapped in with the table.
+    assert {"timeline_by_service", "timeline_by_incident"} <= indexes_before == indexes_after
     assert seen and seen[-1][0] == reached
     assert not any(s.startswith(("rebuild_", "retired_")) for s in schemas)
+
+
+def table_indexes(connection: psycopg.Connection[Any], table: str) -> set[str]:
+    return {row[0] for row in connection.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s", (table,))}
 
 
 class KindCounts(Projection):
