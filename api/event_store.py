@@ -5,9 +5,11 @@ server: BEGIN; the lock, NOTIFY and INSERT; a sync to read the positions; COMMIT
 Each costs a wake-up on both sides, and together they made a one-event command cost three
 times a raw INSERT + COMMIT. This recorder sends the same statements, in the same order and
 transaction, as one pipeline with one sync, so a save costs one exchange. It also renders the
-library's statements to text once, instead of quoting their identifiers again on every call. What is stored,
-the table lock that keeps commit order equal to position order, the NOTIFY, and the errors
-raised (a version conflict is still the library's ``IntegrityError``) are unchanged.
+library's statements to text once, instead of quoting their identifiers on every call.
+
+What is stored, the table lock that keeps commit order equal to position order, the NOTIFY,
+and the errors raised (a version conflict is still the library's ``IntegrityError``) are
+unchanged.
 
 ``eventsourcing_env`` names it in ``APPLICATION_RECORDER_TOPIC``, the library's own setting.
 """
