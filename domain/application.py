@@ -104,7 +104,7 @@ class RestorationApp(Application[UUID]):
             recordings = self.save(aggregate)
         except IntegrityError:
             raise Conflict(duplicate) from None
-        self._as_saved.put(aggregate.id, aggregate)
+        self._keep_as_saved([aggregate])
         return Recorded(aggregate.id, _last_position(recordings))
 
     def _change(self, subject_id: UUID, decide: Callable[[], Sequence[Aggregate]]) -> Recorded:
@@ -112,44 +112,51 @@ class RestorationApp(Application[UUID]):
 
         Re-deciding (not re-saving) is what makes a retry safe: the rules are checked
         against the state that actually won the race, so no update is lost or misapplied.
-
-        The first attempt takes the subject as this process last saved it, without reading
-        it (another process may have changed it since). That is safe because what it
-        decides can only be stored if the subject is still at that version: the new event's
-        version would otherwise clash. A refusal, or a decision to record nothing, is not
-        guarded that way, so either is decided again on fresh state before it counts.
         """
-        attempt = 0
-        trusting = True
-        while attempt < MAX_ATTEMPTS:
-            attempt += not trusting
-            token = _trusted_unread.set(subject_id if trusting else None)
-            try:
-                aggregates = decide()
-            except DomainError:
-                if trusting:
-                    trusting = False
-                    continue
-                raise
-            finally:
-                _trusted_unread.reset(token)
-            if trusting and not any(a.pending_events for a in aggregates):
-                trusting = False
-                continue
+        recorded = self._change_as_saved(subject_id, decide)
+        if recorded is not None:
+            return recorded
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            aggregates = decide()
             try:
                 recordings = self.save(*aggregates)
             except IntegrityError:
-                if not trusting:
-                    time.sleep(random.uniform(0, 0.002 * 2**attempt))
-                trusting = False
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
                 continue
-            for aggregate in aggregates:
-                self._as_saved.put(aggregate.id, aggregate)
+            self._keep_as_saved(aggregates)
             return Recorded(subject_id, _last_position(recordings))
         raise Conflict(
             f"Too many simultaneous changes: gave up after {MAX_ATTEMPTS} attempts. "
             "Nothing was recorded; try again."
         )
+
+    def _change_as_saved(self, subject_id: UUID, decide: Callable[[], Sequence[Aggregate]]) -> Recorded | None:
+        """Decide on the subject as this process last saved it, without reading it; None when
+        that decides nothing that may stand, and the command must be decided on fresh state.
+
+        Another process may have changed the subject since. What is decided on a stale copy
+        cannot be stored: the new event's version clashes, and the save fails. A refusal, or
+        a decision to record nothing, is not guarded that way, so neither stands from here.
+        """
+        token = _trusted_unread.set(subject_id)
+        try:
+            aggregates = decide()
+        except DomainError:
+            return None
+        finally:
+            _trusted_unread.reset(token)
+        if not any(aggregate.pending_events for aggregate in aggregates):
+            return None
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError:
+            return None
+        self._keep_as_saved(aggregates)
+        return Recorded(subject_id, _last_position(recordings))
+
+    def _keep_as_saved(self, aggregates: Sequence[Aggregate]) -> None:
+        for aggregate in aggregates:
+            self._as_saved.put(aggregate.id, aggregate)
 
     # ---- services -------------------------------------------------------------------------
 
