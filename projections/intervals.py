@@ -74,6 +74,25 @@ timelines of that subject's attributes, so a batch reads back only those."""
 
 ATTRIBUTES = {IDENTITY: (IDENTITY,), REPORT: (STATUS, PHASE), ETA: (ETA,), WORKAROUND: (WORKAROUND,)}
 
+OPEN_END = "1e12"
+"""An open end in the index's boxes, in seconds since 1970: after any time Python can hold."""
+
+
+def _seconds(moment: str) -> str:
+    """SQL for ``moment`` (a timestamptz) in seconds since 1970, as the index's boxes hold it.
+
+    Rounding to float8 never reverses an order, so a box contains every moment its intervals
+    do; it may contain a moment just outside them, which the exact test after it excludes.
+    """
+    return f"date_part('epoch', ({moment}) AT TIME ZONE 'UTC')"
+
+
+BITEMPORAL_BOX = (
+    f"box(point({_seconds('valid_from')}, {_seconds('recorded_from')}), "
+    f"point(coalesce({_seconds('valid_to')}, {OPEN_END}), coalesce({_seconds('recorded_to')}, {OPEN_END})))"
+)
+"""A row's effective and recorded intervals as one box: x is effective time, y recorded time."""
+
 
 def _value(**fields: Any) -> Value:
     return tuple(sorted(fields.items()))
@@ -281,10 +300,15 @@ class Intervals(Projection):
     def reader_index_statements(self) -> list[str]:
         return [
             # "What held at A as known at K" is a stabbing query on two intervals at once: a GiST
-            # index over both ranges finds the few rows containing (A, K) among millions, where a
-            # btree on either bound would scan every row that began before A (or before K).
-            """CREATE INDEX IF NOT EXISTS service_intervals_bitemporal ON service_intervals
-                USING gist (tstzrange(valid_from, valid_to), tstzrange(recorded_from, recorded_to))""",
+            # index finds the few rows containing (A, K) among millions, where a btree on either
+            # bound would scan every row that began before A (or before K). Each row is a box in
+            # the plane of the two times: GiST splits boxes well, and builds such an index three
+            # to four times faster than one over the pair of ranges (measured), which is most of
+            # what a rebuild of this view waits for after loading its rows.
+            f"CREATE INDEX IF NOT EXISTS service_intervals_bitemporal_box ON service_intervals "
+            f"USING gist (({BITEMPORAL_BOX}))",
+            # Replaced by the index above; dropped where an earlier version made it.
+            "DROP INDEX IF EXISTS service_intervals_bitemporal",
         ]
 
     def apply(self, cursor: Cursor[Any], batch: Sequence[Envelope]) -> None:
@@ -505,10 +529,14 @@ class ServiceStateAt:
     workarounds: tuple[WorkaroundAt, ...]
 
 
-STATE_AT_SQL = """
+_MOMENT = (f"point({_seconds('%(as_of)s::timestamptz')}, "
+           f"coalesce({_seconds('%(known_at)s::timestamptz')}, {OPEN_END}))")
+
+STATE_AT_SQL = f"""
 WITH in_force AS MATERIALIZED (
     SELECT service_id, attribute, key, valid_from, value FROM service_intervals
-    WHERE tstzrange(valid_from, valid_to) @> %(as_of)s::timestamptz
+    WHERE {BITEMPORAL_BOX} @> box({_MOMENT}, {_MOMENT})
+      AND tstzrange(valid_from, valid_to) @> %(as_of)s::timestamptz
       AND tstzrange(recorded_from, recorded_to) @> coalesce(%(known_at)s::timestamptz, 'infinity'))
 SELECT who.service_id, who.value->>'slug', who.value->>'name',
        coalesce(status.value->>'status', %(unreported)s), status.valid_from, phase.value->>'phase',

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -12,7 +12,7 @@ from api.cli import cli
 from api.demo import BST, load_demo, when
 from domain.application import Recorded, RestorationApp
 from domain.values import Provenance, Status
-from projections.intervals import Intervals, ServiceStateAt, state_at
+from projections.intervals import STATE_AT_SQL, Intervals, ServiceStateAt, state_at, state_at_parameters
 from projections.runner import BATCH_SIZE, LIVE_SCHEMA, catch_up, create_tables, rebuild, table_rows
 from tests.projection_support import log_of
 
@@ -144,6 +144,39 @@ def test_eta_and_workarounds_in_force_at_a_moment(app: RestorationApp, database_
     assert seen(on(26))[:2] == (None, None)  # restored: an ETA no longer applies
     (card,) = states(database_url, on(26))["phones"].workarounds
     assert (card.contact, card.instructions, card.audience) == ("020 7946 0123", "Call it.", "Everyone")
+
+
+def test_intervals_are_half_open_to_the_microsecond_in_both_times(app: RestorationApp, database_url: str) -> None:
+    """The index keeps times as float seconds, which cannot tell neighbouring microseconds
+    apart; the answer must still be exact at every bound."""
+    change = on(17, 10).replace(second=59, microsecond=999_999)
+    phones = register(app, "phones").id
+    app.report_status(phones, status="MAJOR_OUTAGE", provenance=by(on(17, 9)))
+    app.report_status(phones, status="OPERATIONAL", provenance=by(change))
+    refresh(database_url, app)
+    with psycopg.connect(database_url) as connection:
+        (recorded,) = connection.execute(
+            "SELECT recorded_from FROM service_intervals WHERE attribute = 'status' AND recorded_to IS NULL "
+            "ORDER BY valid_from DESC LIMIT 1").fetchone()
+    tick = timedelta(microseconds=1)
+
+    def status(as_of: datetime, known_at: datetime | None = None) -> str | None:
+        found = states(database_url, as_of, known_at).get("phones")
+        return found.status if found else None
+
+    assert status(change - tick) == "MAJOR_OUTAGE"
+    assert status(change) == "OPERATIONAL"
+    assert status(change, known_at=recorded - tick) == "MAJOR_OUTAGE"
+    assert status(change, known_at=recorded) == "OPERATIONAL"
+
+
+def test_the_moment_query_can_use_the_bitemporal_index(app: RestorationApp, database_url: str) -> None:
+    load_demo(app)
+    refresh(database_url, app)
+    with psycopg.connect(database_url) as connection:
+        connection.execute("SET enable_seqscan = off")  # a table this small would be scanned
+        plan = connection.execute(f"EXPLAIN {STATE_AT_SQL}", state_at_parameters(on(20), None)).fetchall()
+    assert "service_intervals_bitemporal_box" in "\n".join(line for (line,) in plan)
 
 
 def test_the_demo_on_1_july_and_3_august_2022(app: RestorationApp, database_url: str) -> None:
