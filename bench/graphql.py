@@ -90,6 +90,17 @@ async def subscription_latency(address: str, token: str, app: RestorationApp, se
     return quantiles[49], quantiles[98], len(delays)
 
 
+def subscription_rows(subscribers: int, latency: tuple[float, float, int] | None) -> list[Row | tuple[str, float, str]]:
+    if latency is None:  # --subscribers 0 or --writes 0: the dashboard ratio alone
+        return []
+    p50, p99, deliveries = latency
+    return [
+        (f"subscription latency p50 ({subscribers} subscribers)", p50, "ms"),
+        Row("subscription latency p99", p99, "ms", target=at_most(100)),
+        ("deliveries measured", deliveries, ""),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", type=int, default=100, help="services besides the demo's")
@@ -111,8 +122,9 @@ def main() -> int:
                 graphql = asyncio.run(load(address, dashboard, args.concurrency, args.seconds))
                 plain = asyncio.run(load(address, HttpRequest("GET", "/bench/services.json"),
                                          args.concurrency, args.seconds))
-                p50, p99, deliveries = asyncio.run(subscription_latency(
-                    address, token, app, ids[0], args.subscribers, args.writes, rate=20))
+                latency = asyncio.run(subscription_latency(
+                    address, token, app, ids[0], args.subscribers, args.writes, rate=20)) \
+                    if args.subscribers and args.writes else None
         finally:
             app.close()
     plain_rate = Row("plain FastAPI JSON route (baseline)", plain.per_second, "req/s")
@@ -125,9 +137,7 @@ def main() -> int:
             Row("GraphQL dashboard query", graphql.per_second, "req/s",
                 baseline=plain_rate, target=at_least(0.5, ratio=True)),
             Row("  p99", graphql.p99_ms, "ms", baseline=plain_p99),
-            (f"subscription latency p50 ({args.subscribers} subscribers)", p50, "ms"),
-            Row("subscription latency p99", p99, "ms", target=at_most(100)),
-            ("deliveries measured", deliveries, ""),
+            *subscription_rows(args.subscribers, latency),
         ],
     )
     return 0
