@@ -21,7 +21,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from graphql import ExecutionResult, FieldNode, Node, OperationDefinitionNode, Visitor, visit
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from api.graphql.plain_fields import PlainFieldExecutor
 
 SHARED_ANSWERS = 4096
 """Recent (event, question) answers kept; a few per subscription shape per recent event."""
@@ -58,8 +59,8 @@ _answers = _Answers(SHARED_ANSWERS)
 _selection_variables: dict[int, tuple[OperationDefinitionNode, frozenset[str]]] = {}
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
-    """The executor strawberry uses, sharing the per-event executions of subscriptions."""
+class SharedEventExecutor(PlainFieldExecutor):
+    """The executor the schema uses, sharing the per-event executions of subscriptions."""
 
     def build_per_event_executor(self, payload: Any) -> Any:
         key = self._question(payload)
