@@ -85,6 +85,15 @@ class Service:
     residents_affected: int | None
     row: strawberry.Private[services_view.ServiceRow]
     catalogue: strawberry.Private[ServiceCatalogue | None] = None
+    # The dashboard asks every service for this, so the catalogue fills it in as an attribute,
+    # which costs the executor far less than a resolver (see plain_fields). The schema lists
+    # annotated fields first, in order: the resolvers' annotations keep it after them.
+    eta_history: list[EtaRevision]
+    downtime_seconds: int
+    depends_on: list[Service]
+    blocked_by: list[Service] = strawberry.field(
+        default_factory=list, description="Dependencies, direct or through others, that are not operational."
+    )
 
     # Plain (not async) resolvers: the catalogue this service came from is already loaded,
     # and async leaves cost several times more per item. Fields few queries ask for are
@@ -105,13 +114,6 @@ class Service:
     def depends_on(self) -> list[Service]:
         by_id = self.catalogue.by_id if self.catalogue else {}
         return [by_id[d] for d in self.row.depends_on if d in by_id]
-
-    @strawberry.field(description="Dependencies, direct or through others, that are not operational.")
-    def blocked_by(self) -> list[Service]:
-        if self.catalogue is None:
-            return []
-        by_id = self.catalogue.by_id
-        return [by_id[d] for d in self.catalogue.blocked_by.get(self.row.id, []) if d in by_id]
 
     @strawberry.field
     async def timeline(
@@ -153,10 +155,11 @@ class ServiceCatalogue:
 
     def __init__(self, rows: list[services_view.ServiceRow]) -> None:
         self.services = [Service.from_row(row) for row in rows]
+        self.by_id = by_id = {service.row.id: service for service in self.services}
+        blocked_by = services_view.blocked_by_map(rows)
         for service in self.services:
             service.catalogue = self
-        self.by_id = {service.row.id: service for service in self.services}
-        self.blocked_by = services_view.blocked_by_map(rows)
+            service.blocked_by = [by_id[d] for d in blocked_by.get(service.row.id, []) if d in by_id]
 
 
 async def service_catalogue(info: Info[Context, Any]) -> ServiceCatalogue:
