@@ -185,12 +185,19 @@ def create_app(tracker: Tracker) -> FastAPI:
                 log.warning("read pool did not close within %ss; terminating it", SHUTDOWN_SECONDS)
                 pool.terminate()
 
-    async def context_getter(request: Request = None, websocket: WebSocket = None) -> Context:  # type: ignore[assignment]
+    async def context_getter(request: Request = None, websocket: WebSocket = None) -> AsyncIterator[Context]:  # type: ignore[assignment]
         runtime = app_state["runtime"]
         if websocket is not None:
-            return Context(runtime=runtime)
-        principal, error = await authenticate(runtime, request.headers.get("authorization"), client_address(request))
-        return Context(runtime=runtime, principal=principal, auth_error=error)
+            context = Context(runtime=runtime)
+        else:
+            principal, error = await authenticate(runtime, request.headers.get("authorization"), client_address(request))
+            context = Context(runtime=runtime, principal=principal, auth_error=error)
+        try:
+            yield context
+        finally:
+            # The execution that used the context is garbage only the cycle collector can free;
+            # let the services it read go now, not after being traced again and again.
+            context.services = None
 
     production = settings.production
     app = FastAPI(

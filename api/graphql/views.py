@@ -84,20 +84,22 @@ class Service:
     workarounds: list[Workaround]
     residents_affected: int | None
     row: strawberry.Private[services_view.ServiceRow]
-    catalogue: strawberry.Private[ServiceCatalogue | None] = None
-    # The dashboard asks every service for this, so the catalogue fills it in as an attribute,
-    # which costs the executor far less than a resolver (see plain_fields). The schema lists
-    # annotated fields first, in order: the resolvers' annotations keep it after them.
+    # The catalogue fills these in as attributes: the dashboard asks every service for
+    # blockedBy, and an attribute costs the executor far less than a resolver (see
+    # plain_fields). A service that held its catalogue, for resolvers to look its neighbours
+    # up in, made each request's services garbage only the cycle collector could free, which
+    # cost more than these lists. The schema lists annotated fields first, in order: the
+    # resolvers' annotations keep these two after them.
     eta_history: list[EtaRevision]
     downtime_seconds: int
-    depends_on: list[Service]
+    depends_on: list[Service] = strawberry.field(default_factory=list)
     blocked_by: list[Service] = strawberry.field(
         default_factory=list, description="Dependencies, direct or through others, that are not operational."
     )
 
-    # Plain (not async) resolvers: the catalogue this service came from is already loaded,
-    # and async leaves cost several times more per item. Fields few queries ask for are
-    # resolvers too, so a list of services does not convert them for every service.
+    # Plain (not async) resolvers: the row is already loaded, and async leaves cost several
+    # times more per item. Fields few queries ask for are resolvers, so a list of services
+    # does not convert them for every service.
     @strawberry.field
     def eta_history(self) -> list[EtaRevision]:
         return [
@@ -109,11 +111,6 @@ class Service:
     @strawberry.field
     def downtime_seconds(self) -> int:
         return self.row.downtime_seconds_at(datetime.now(timezone.utc))
-
-    @strawberry.field
-    def depends_on(self) -> list[Service]:
-        by_id = self.catalogue.by_id if self.catalogue else {}
-        return [by_id[d] for d in self.row.depends_on if d in by_id]
 
     @strawberry.field
     async def timeline(
@@ -158,7 +155,7 @@ class ServiceCatalogue:
         self.by_id = by_id = {service.row.id: service for service in self.services}
         blocked_by = services_view.blocked_by_map(rows)
         for service in self.services:
-            service.catalogue = self
+            service.depends_on = [by_id[d] for d in service.row.depends_on if d in by_id]
             service.blocked_by = [by_id[d] for d in blocked_by.get(service.row.id, []) if d in by_id]
 
 
