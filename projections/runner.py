@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 
 LIVE_SCHEMA = "public"
 BATCH_SIZE = 1000
-REBUILD_BATCH_SIZE = 10_000
+REBUILD_BATCH_SIZE = 20_000
 """No reader sees a rebuild's tables, so it takes bigger batches: fewer statements and state
-reads per event, and a row a batch both adds and supersedes is written once (a fifth less
-server time than batches of 1,000, measured)."""
+reads per event, and a row a batch both adds and supersedes is written once. Measured over
+100,719 events: batches of 10,000 took a fifth less server time than batches of 1,000, and
+batches of 20,000 another 15-20% less again, making one view's rebuild 5-9% faster; all eight
+at once gain nothing more, and peak at 137 MB instead of 99 MB."""
 VIEWS_CHANNEL = "restoration_views"
 """NOTIFY channel announcing, on commit, that a projection reached a position."""
 STOP_CHECK_SECONDS = 0.25
@@ -200,7 +202,7 @@ BULK_COLLECTION_THRESHOLD = 100_000
 def _collecting_less_often() -> Iterator[None]:
     """Let the garbage collector wait for 100,000 new objects instead of 700 between scans.
 
-    A rebuild keeps a batch of 10,000 decoded events and the rows they make alive at once,
+    A rebuild keeps a batch of 20,000 decoded events and the rows they make alive at once,
     millions of objects in all, nearly all freed by reference counting; scanning them every
     700 allocations cost a fifth of a rebuild's time in this process (measured: 111 -> 94 µs
     per event over the eight views). Process-wide while it lasts, which only delays scans.
