@@ -29,7 +29,6 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -105,6 +104,12 @@ class Fact:
     kind: str
     occurred_at: datetime
     data: dict[str, Any]
+    claims: dict[Key, Value | None] = field(init=False, compare=False, repr=False)
+    """What this fact says each attribute is from ``occurred_at`` on (None: nothing). Made
+    with the fact: every fact is remembered, and folded too if it is new."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "claims", self._claims())  # frozen: set once, here
 
     @classmethod
     def of(cls, envelope: Envelope) -> Fact:
@@ -124,9 +129,7 @@ class Fact:
         """(subject, key): key is the workaround id for workarounds and '' for the others."""
         return SUBJECTS[self.kind], self.data.get("workaround_id", "")
 
-    @cached_property  # asked when the fact is remembered and again when it is folded
-    def claims(self) -> dict[Key, Value | None]:
-        """What this fact says each attribute is from ``occurred_at`` on (None: nothing)."""
+    def _claims(self) -> dict[Key, Value | None]:
         d = self.data
         if self.kind == "Registered":
             return {(IDENTITY, ""): _value(slug=d["slug"], name=d["name"])}
