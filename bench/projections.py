@@ -5,9 +5,11 @@
     and all of them in one pass over the log (rebuild_together, as `restoration rebuild`
     with no name does). Baseline: reading the same event rows with asyncpg, nothing decoded
     or applied.
-    Target: each view's rebuild >= 20,000 events/s, judged on the slowest. The one pass does
-    every view's work for each event, eight times one view's; its figure is reported beside
-    the target, not held to it.
+    Target: >= 20,000 events/s, for each view's rebuild (judged on the slowest) and for the
+    one pass, which does every view's work for each event. Each figure, baselines included,
+    is the best of --repeat rounds (as timeit reports): on a shared machine another tenant's
+    burst only ever slows a run down, and the rounds interleave the views so no one view
+    takes all of a burst.
 (b) Lag: commit -> visible in the views, under a steady load of commands (default 75/s for
     20 s) with `restoration worker` running as its own process. "Visible" is when the
     projection's tracking position (committed with its rows) reaches the command's position,
@@ -178,6 +180,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000, help="events to rebuild from")
     parser.add_argument("--rate", type=float, default=75.0, help="commands/s during the lag run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the lag run")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of rebuilds; each figure is the best")
     args = parser.parse_args()
     projections = [p for p in all_projections() if p.rebuildable]  # views, not dispatchers
     with fresh_database() as url:
@@ -188,17 +191,21 @@ def main() -> int:
             head = app.head_position()
             written = head / (time.perf_counter() - started)
             log = event_log(app)
-            baseline = asyncio.run(raw_read(url, log.table))
-            decoded = read_and_decode(url, log)
-            alone = {p.name: rebuild_seconds(url, log, [p]) for p in projections}
-            together = head / rebuild_seconds(url, log, projections)
+            rounds = range(args.repeat)
+            baseline = max(asyncio.run(raw_read(url, log.table)) for _ in rounds)
+            decoded = max(read_and_decode(url, log) for _ in rounds)
+            alone = {p.name: float("inf") for p in projections}
+            for _ in rounds:
+                for p in projections:
+                    alone[p.name] = min(alone[p.name], rebuild_seconds(url, log, [p]))
+            together = head / min(rebuild_seconds(url, log, projections) for _ in rounds)
             lags, latencies, round_trips = measure_lag(url, app, workload, projections, args.rate, args.seconds)
         finally:
             app.close()
 
     raw = Row("raw asyncpg read of the rows (baseline)", baseline, "events/s")
     slowest = max(alone, key=alone.__getitem__)
-    report(f"Rebuild throughput over {head:,} events (bench/projections.py)", [
+    report(f"Rebuild throughput over {head:,} events, best of {args.repeat} (bench/projections.py)", [
         ("generate + save the events (setup)", written, "events/s"),
         raw,
         Row("read + decode as the runner does", decoded, "events/s", baseline=raw),
@@ -206,7 +213,8 @@ def main() -> int:
         Row(f"slowest view rebuilt alone ({slowest})", head / alone[slowest], "events/s",
             baseline=raw, target=at_least(TARGET_REBUILD)),
         Row("rebuild all, one after another", head / sum(alone.values()), "events/s", baseline=raw),
-        Row(f"rebuild all {len(projections)} in one pass", together, "events/s", baseline=raw),
+        Row(f"rebuild all {len(projections)} in one pass", together, "events/s",
+            baseline=raw, target=at_least(TARGET_REBUILD)),
     ])
 
     all_views = lags["all views"]
