@@ -43,7 +43,8 @@ reads per event, and a row a batch both adds and supersedes is written once. Mea
 batches of 20,000 another 15-20% less again, making one view's rebuild 5-9% faster; all eight
 at once gain nothing more, and peak at 137 MB instead of 99 MB."""
 VIEWS_CHANNEL = "restoration_views"
-"""NOTIFY channel announcing, on commit, that a projection reached a position."""
+"""NOTIFY channel announcing, on commit, that projections reached a position; the payload is
+``names:position``, e.g. ``timeline,services:1042``. Readers take it as a doorbell only."""
 STOP_CHECK_SECONDS = 0.25
 
 
