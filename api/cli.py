@@ -114,18 +114,21 @@ def rebuild(
     name: Annotated[
         str | None, typer.Argument(help="The projection to rebuild; all of them if omitted.")
     ] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=1,
+        help="Processes filling the fresh tables at once, each reading the log for its share of the views "
+             "(at most one per view). More use more cores and memory; 1 reads the log once for all.",
+    )] = 1,
     data_dir: DataDir = None,
 ) -> None:
     """Rebuild read models from the whole event log into fresh tables, then swap them in.
 
     Readers keep seeing the old tables until the swap; workers may keep running.
     """
-    import psycopg
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from api.composition import event_log, open_tracker
+    from api.composition import RebuildFailed, open_tracker, rebuild_views
     from projections.catalog import all_projections, projection_named
-    from projections.runner import rebuild_together
 
     try:
         chosen = [projection_named(name)] if name else [p for p in all_projections() if p.rebuildable]
@@ -137,16 +140,19 @@ def rebuild(
             param_hint="NAME",
         )
     settings = _settings(data_dir)
-    with open_tracker(settings) as tracker, psycopg.connect(tracker.database_url) as connection:
+    with open_tracker(settings) as tracker:
         columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("events"), TimeRemainingColumn())
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(", ".join(p.name for p in chosen), total=None)
-            # One pass over the log for all of them: each event is read and decoded once.
-            reached = rebuild_together(
-                connection, event_log(tracker.app), chosen,
-                on_progress=lambda position, head: progress.update(task, completed=position, total=head),
-            )
+            try:
+                reached = rebuild_views(
+                    tracker, chosen, processes=jobs,
+                    on_progress=lambda position, head: progress.update(task, completed=position, total=head),
+                )
+            except RebuildFailed as failure:
+                console.print(str(failure))
+                raise typer.Exit(1) from None
             progress.update(task, completed=reached, total=max(reached, 1))
     console.print(f"Rebuilt {', '.join(p.name for p in chosen)}.")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,8 +18,20 @@ from api.database import database_url, eventsourcing_env
 from api.tokens import ensure_table as ensure_token_table
 from api.webhook_sender import run_webhook_sender
 from domain.application import RestorationApp
-from projections.catalog import all_projections
-from projections.runner import EventLog, Worker, create_tables
+from projections.base import Projection
+from projections.catalog import all_projections, projection_named
+from projections.runner import (
+    EventLog,
+    Worker,
+    abandon_rebuild,
+    create_tables,
+    fill_rebuild,
+    finish_rebuild,
+    rebuild_reached,
+    rebuild_together,
+    share_out,
+    start_rebuild,
+)
 
 WRITE_CONNECTION_WAIT_SECONDS = 0.25
 """How long a write waits for one of the write pool's connections before eventsourcing retries
@@ -81,6 +95,82 @@ def event_log(app: RestorationApp) -> EventLog:
         channel=recorder.channel_name,  # type: ignore[attr-defined]
         decode=app.mapper.to_domain_event,
     )
+
+
+class RebuildFailed(RuntimeError):
+    """A process filling a share of a rebuild's tables failed; nothing was swapped in."""
+
+
+Progress = Callable[[int, int], None]
+"""Called with the position reached and the log's head, as a rebuild goes."""
+PROGRESS_SECONDS = 0.5
+
+
+def rebuild_views(
+    tracker: Tracker, projections: Sequence[Projection], *, processes: int = 1, on_progress: Progress | None = None
+) -> int:
+    """Rebuild ``projections`` from the log into fresh tables and swap them in together; the
+    position reached. With ``processes`` above 1, that many processes fill the fresh tables at
+    once, each reading the log itself for its share of the views: the whole takes about as long
+    as the costliest share instead of the sum, given as many free cores."""
+    log = event_log(tracker.app)
+    shares = share_out(projections, processes)
+    with psycopg.connect(tracker.database_url) as connection:
+        if len(shares) == 1:  # one pass here: each event read and decoded once for all the views
+            return rebuild_together(connection, log, projections, on_progress=on_progress)
+        head = start_rebuild(connection, log, projections)
+        try:
+            _fill_in_processes(tracker.database_url, shares, lambda: _report(connection, projections, head, on_progress))
+        except RebuildFailed:
+            abandon_rebuild(connection, projections)
+            raise
+        return finish_rebuild(connection, log, projections)
+
+
+def _report(connection: psycopg.Connection, projections: Sequence[Projection], head: int,
+            on_progress: Progress | None) -> None:
+    if on_progress is not None:
+        reached = rebuild_reached(connection, projections)
+        on_progress(reached, max(head, reached))
+
+
+def _fill_in_processes(url: str, shares: list[list[Projection]], report: Callable[[], None]) -> None:
+    """Run :func:`_fill_share` for each share in a process of its own until all are done;
+    if one fails, stop the others and say which."""
+    spawn = multiprocessing.get_context("spawn")  # a fork would copy this process's pools and threads
+    fillers = [
+        spawn.Process(target=_fill_share, args=(url, [p.name for p in share]), name=",".join(p.name for p in share))
+        for share in shares
+    ]
+    for filler in fillers:
+        filler.start()
+    try:
+        while running := [filler for filler in fillers if filler.is_alive()]:
+            report()
+            multiprocessing.connection.wait([filler.sentinel for filler in running], timeout=PROGRESS_SECONDS)
+            if failed := [filler for filler in fillers if filler.exitcode not in (None, 0)]:
+                break
+        else:
+            failed = [filler for filler in fillers if filler.exitcode != 0]
+        if failed:
+            names = "; ".join(f"{filler.name} (exit code {filler.exitcode})" for filler in failed)
+            raise RebuildFailed(f"Rebuilding {names} failed (its error is above); the live views are unchanged.")
+        report()
+    finally:
+        for filler in fillers:
+            filler.terminate()
+            filler.join()
+
+
+def _fill_share(url: str, names: list[str]) -> None:
+    """In a process of its own: fill the fresh tables of the projections ``names``."""
+    # Only to decode events. The store's tables exist: two processes creating them at once collide.
+    app = RestorationApp(env={**eventsourcing_env(url, pool_size=1), "CREATE_TABLE": "n"})
+    try:
+        with psycopg.connect(url) as connection:
+            fill_rebuild(connection, event_log(app), [projection_named(name) for name in names])
+    finally:
+        app.close()
 
 
 def projection_worker(tracker: Tracker) -> Worker:

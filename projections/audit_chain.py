@@ -127,6 +127,7 @@ class AuditChain(Projection):
     """The sealer: a tracked projection that chains every stored event and checkpoints it."""
 
     name = "audit_chain"
+    rebuild_cost = 12
     tables = ("audit_chain", "audit_checkpoints")
 
     def __init__(self, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, signing_key: Ed25519PrivateKey | None = None) -> None:

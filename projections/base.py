@@ -62,6 +62,11 @@ class Projection(ABC):
     """False for a dispatcher, whose rows record work done outside the database (requests
     sent, messages published) or configuration: rebuilding would lose it, or do it all again."""
 
+    rebuild_cost: ClassVar[int] = 10
+    """Roughly what a rebuild of this view costs per event, in microseconds of CPU (client and
+    server, as profiled over bench/projections.py's events in November 2026): used only to share
+    the views out evenly when several processes rebuild them."""
+
     @abstractmethod
     def create_statements(self) -> list[str]:
         """``CREATE TABLE IF NOT EXISTS`` / ``CREATE INDEX IF NOT EXISTS`` statements."""

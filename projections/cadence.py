@@ -86,6 +86,7 @@ class _ServiceState:
 
 class CommunicationCadence(Projection):
     name = "cadence"
+    rebuild_cost = 20
     tables = ("cadence_facts", "cadence_services", "cadence_members", "cadence_updates", "cadence_incidents")
 
     def create_statements(self) -> list[str]:

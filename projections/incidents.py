@@ -27,6 +27,7 @@ OBLIGATION_EVENTS = (Incident.RegulatorNotified, Incident.NotificationDecisionRe
 
 class IncidentsView(Projection):
     name = "incidents"
+    rebuild_cost = 14
     tables = ("current_incidents", "incident_updates")
 
     def create_statements(self) -> list[str]:

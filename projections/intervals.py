@@ -261,6 +261,7 @@ class ServiceFacts:
 
 class Intervals(Projection):
     name = "intervals"
+    rebuild_cost = 65
     tables = ("service_intervals", "service_interval_facts", "service_interval_clock")
 
     def create_statements(self) -> list[str]:

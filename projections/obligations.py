@@ -103,6 +103,7 @@ _RELEVANT = (
 
 class Obligations(Projection):
     name = "obligations"
+    rebuild_cost = 5
     tables = ("obligations", "obligation_awareness", "obligation_filings")
 
     def create_statements(self) -> list[str]:

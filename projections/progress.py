@@ -81,6 +81,7 @@ class _Member:
 
 class RestorationProgress(Projection):
     name = "progress"
+    rebuild_cost = 20
     tables = ("progress_reports", "progress_members", "progress_steps")
 
     def create_statements(self) -> list[str]:

@@ -267,23 +267,76 @@ def rebuild_together(
 
     Each batch of events is read and decoded once for all of them: that is about a third of
     the time a rebuild of the timeline alone takes, paid once instead of once per projection.
+    The three steps (:func:`start_rebuild`, :func:`fill_rebuild`, :func:`finish_rebuild`) can
+    also be taken apart, to fill the fresh tables in several processes at once.
     """
+    head = start_rebuild(connection, log_, projections)
+    fill_rebuild(connection, log_, projections, batch_size=batch_size,
+                 on_progress=(lambda p: on_progress(p, max(head, p))) if on_progress else None)
+    return finish_rebuild(connection, log_, projections, batch_size=batch_size)
+
+
+def _rebuild_targets(projections: Sequence[Projection]) -> list[Target]:
+    """Each projection with the scratch schema a rebuild fills."""
+    return [(projection, f"rebuild_{projection.name}") for projection in projections]
+
+
+def start_rebuild(connection: Connection[Any], log_: EventLog, projections: Sequence[Projection]) -> int:
+    """Empty fresh tables for each projection, without the readers' indexes; the log's head."""
     for projection in projections:
         if not projection.rebuildable:
             raise ValueError(f"{projection.name} is a dispatcher, not a view: it cannot be rebuilt.")
-    scratch = [(projection, f"rebuild_{projection.name}") for projection in projections]
-    for projection, schema in scratch:
+    for projection, schema in _rebuild_targets(projections):
         _drop_schema(connection, schema)
         create_tables(connection, projection, schema, reader_indexes=False)
         create_tables(connection, projection, LIVE_SCHEMA)
     with connection.cursor() as cursor:
         head = log_.head(cursor)
     connection.commit()
+    return head
+
+
+def fill_rebuild(
+    connection: Connection[Any],
+    log_: EventLog,
+    projections: Sequence[Projection],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    batch_size: int = REBUILD_BATCH_SIZE,
+) -> int:
+    """Load the fresh tables :func:`start_rebuild` made, in one pass over the log; the
+    position reached. Any process may do this for any of the projections being rebuilt."""
     with _collecting_less_often():
-        _catch_up(
-            connection, log_, scratch, until=None, batch_size=batch_size,
-            on_progress=(lambda p: on_progress(p, max(head, p))) if on_progress else None,
-        )
+        return _catch_up(connection, log_, _rebuild_targets(projections), until=None,
+                         batch_size=batch_size, on_progress=on_progress)
+
+
+def rebuild_reached(connection: Connection[Any], projections: Sequence[Projection]) -> int:
+    """The lowest position the fresh tables have been filled to, for showing progress."""
+    return min(tracked_position(connection, projection, schema) for projection, schema in _rebuild_targets(projections))
+
+
+def share_out(projections: Sequence[Projection], shares: int) -> list[list[Projection]]:
+    """``projections`` in at most ``shares`` groups of about equal :attr:`~Projection.rebuild_cost`
+    (the costliest first, each to the cheapest group so far), each in catalog order."""
+    groups: list[list[Projection]] = [[] for _ in range(max(1, min(shares, len(projections))))]
+    for projection in sorted(projections, key=lambda p: -p.rebuild_cost):
+        min(groups, key=lambda group: sum(p.rebuild_cost for p in group)).append(projection)
+    return [sorted(group, key=list(projections).index) for group in groups]
+
+
+def abandon_rebuild(connection: Connection[Any], projections: Sequence[Projection]) -> None:
+    """Drop the fresh tables of a rebuild that will not be finished."""
+    for _projection, schema in _rebuild_targets(projections):
+        _drop_schema(connection, schema)
+
+
+def finish_rebuild(
+    connection: Connection[Any], log_: EventLog, projections: Sequence[Projection], *, batch_size: int = REBUILD_BATCH_SIZE
+) -> int:
+    """Index the filled tables for readers, apply what the log gained meanwhile, and swap
+    them all in, in one transaction; the position the projections reached."""
+    scratch = _rebuild_targets(projections)
     for projection, schema in scratch:  # the readers' indexes, built over the loaded rows
         create_tables(connection, projection, schema)
     with connection.transaction(), connection.cursor() as cursor:

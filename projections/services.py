@@ -53,6 +53,7 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 
 class ServicesView(Projection):
     name = "services"
+    rebuild_cost = 31
     tables = ("current_services", "current_service_reports", "current_service_impacts")
 
     def create_statements(self) -> list[str]:

@@ -22,6 +22,7 @@ COPIED_COLUMNS = [
 
 class Timeline(Projection):
     name = "timeline"
+    rebuild_cost = 55
     tables = ("timeline", "timeline_subjects")
 
     def create_statements(self) -> list[str]:

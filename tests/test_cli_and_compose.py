@@ -5,12 +5,15 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from api.cli import cli
+from projections.catalog import all_projections
+from projections.runner import table_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +44,29 @@ def test_rebuild_shows_progress_and_refuses_unknown_names(database_url: str) -> 
     unknown = runner.invoke(cli, ["rebuild", "nope"], env=env)
     assert unknown.exit_code == 2
     assert "No projection is called 'nope'" in unknown.output
+
+
+def test_rebuild_in_several_processes_gives_the_rows_of_one_pass(database_url: str) -> None:
+    runner = CliRunner()
+    env = {"DATABASE_URL": database_url}
+    assert runner.invoke(cli, ["demo"], env=env).exit_code == 0
+    tables = [table for p in all_projections() if p.rebuildable for table in p.tables]
+
+    def rows() -> dict[str, list[tuple[object, ...]]]:
+        with psycopg.connect(database_url) as connection:
+            return {table: table_rows(connection, table) for table in tables}
+
+    one_pass = runner.invoke(cli, ["rebuild"], env=env)
+    assert one_pass.exit_code == 0, one_pass.output
+    in_one_pass = rows()
+    shared = runner.invoke(cli, ["rebuild", "--jobs", "3"], env=env)
+    assert shared.exit_code == 0, shared.output
+    assert "Rebuilt timeline" in shared.output
+    assert rows() == in_one_pass
+    assert in_one_pass["timeline"]  # the demo's events are in the views, not two empty rebuilds
+    with psycopg.connect(database_url) as connection:
+        left = connection.execute("SELECT nspname FROM pg_namespace WHERE nspname ~ '^(rebuild|retired)_'").fetchall()
+    assert left == []
 
 
 def test_a_bad_database_url_is_a_clear_error() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from api.composition import RebuildFailed, Tracker, rebuild_views
+from api.config import Settings
 from api.demo import load_demo
 from domain.application import RestorationApp
 from domain.values import Provenance
@@ -21,10 +23,12 @@ from projections.runner import (
     rebuild,
     rebuild_together,
     replay_differences,
+    share_out,
     table_rows,
 )
 from projections import runner
 from projections.base import Envelope, Projection
+from projections.catalog import all_projections
 from projections.timeline import Timeline
 from tests.projection_support import eventually, log_of, running_worker
 
@@ -123,6 +127,38 @@ def test_projections_rebuilt_together_match_each_caught_up_alone(app: Restoratio
     assert reached == app.head_position()
     assert together == alone
     assert sum(events for _kind, events in together["kind_counts"]) == reached
+
+
+def test_views_are_shared_out_evenly_and_each_rebuilt_once() -> None:
+    views = [p for p in all_projections() if p.rebuildable]
+    assert share_out(views, 1) == [views]
+    assert len(share_out(views, 100)) == len(views)
+    for shares in range(2, len(views) + 1):
+        groups = share_out(views, shares)
+        assert len(groups) == shares
+        assert sorted(p.name for group in groups for p in group) == sorted(p.name for p in views)
+        costs = [sum(p.rebuild_cost for p in group) for group in groups]
+        # Greedy, costliest first: no group exceeds the cheapest by more than one view's cost.
+        assert max(costs) - min(costs) <= max(p.rebuild_cost for p in views)
+
+
+def test_a_share_that_fails_stops_the_rebuild_and_leaves_the_live_views_alone(
+    app: RestorationApp, database_url: str
+) -> None:
+    load_demo(app)
+    with psycopg.connect(database_url) as connection:
+        for projection in (Timeline(), KindCounts()):
+            create_tables(connection, projection)
+            catch_up(connection, log_of(app), projection)
+        before = table_rows(connection, "timeline")
+    tracker = Tracker(Settings.from_env(), database_url, app)
+    # The processes filling the shares build their projections from the catalog, which has no
+    # KindCounts: that share fails, as a share whose projection raises would.
+    with pytest.raises(RebuildFailed, match="kind_counts"):
+        rebuild_views(tracker, [Timeline(), KindCounts()], processes=2)
+    with psycopg.connect(database_url) as connection:
+        assert table_rows(connection, "timeline") == before
+        assert connection.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rebuild_%'").fetchall() == []
 
 
 def test_a_replay_reports_rows_the_live_view_should_not_have(app: RestorationApp, database_url: str) -> None:
