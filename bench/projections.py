@@ -4,13 +4,13 @@
     100,000): each alone (projections.runner.rebuild, as `restoration rebuild NAME` does),
     all of them in one pass over the log (rebuild_together, as `restoration rebuild`
     with no name does), and all of them shared out among one process per core
-    (`restoration rebuild --jobs CORES`). Baseline: reading the same event rows with asyncpg, nothing decoded
-    or applied.
+    (`restoration rebuild --jobs CORES`). Baseline: reading the same event rows with
+    asyncpg, nothing decoded or applied.
     Target: >= 20,000 events/s, for each view's rebuild (judged on the slowest), for the
-    one pass, which does every view's work for each event, and for the processes. Each figure, baselines included,
-    is the best of --repeat rounds (as timeit reports): on a shared machine another tenant's
-    burst only ever slows a run down, and the rounds interleave the views so no one view
-    takes all of a burst.
+    one pass, which does every view's work for each event, and for the processes. Each
+    figure, baselines included, is the best of --repeat rounds (as timeit reports): on a
+    shared machine another tenant's burst only ever slows a run down, and the rounds
+    interleave the views so no one view takes all of a burst.
 (b) Lag: commit -> visible in the views, under a steady load of commands (default 75/s for
     20 s) with `restoration worker` running as its own process. "Visible" is when the
     projection's tracking position (committed with its rows) reaches the command's position,
