@@ -46,7 +46,7 @@ from domain.application import RestorationApp  # noqa: E402
 from domain.values import Provenance, Status  # noqa: E402
 from projections.base import Projection  # noqa: E402
 from projections.catalog import all_projections  # noqa: E402
-from projections.runner import REBUILD_BATCH_SIZE, EventLog, rebuild_together  # noqa: E402
+from projections.runner import REBUILD_BATCH_SIZE, EventLog, collecting_less_often, rebuild_together  # noqa: E402
 
 TARGET_REBUILD = 20_000
 TARGET_LAG_P99_MS = 100.0
@@ -79,7 +79,7 @@ async def raw_read(url: str, table: str) -> float:
 
 def read_and_decode(url: str, log: EventLog) -> float:
     """Events/s reading and decoding every event as the runner does, applying nothing."""
-    with psycopg.connect(url) as connection, connection.cursor() as cursor:
+    with collecting_less_often(), psycopg.connect(url) as connection, connection.cursor() as cursor:
         started, position, count = time.perf_counter(), 0, 0
         while batch := log.read(cursor, position, REBUILD_BATCH_SIZE):
             position, count = batch[-1].position, count + len(batch)

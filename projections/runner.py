@@ -222,7 +222,7 @@ BULK_COLLECTION_THRESHOLD = 100_000
 
 
 @contextmanager
-def _collecting_less_often() -> Iterator[None]:
+def collecting_less_often() -> Iterator[None]:
     """Let the garbage collector wait for 100,000 new objects instead of 700 between scans.
 
     A rebuild keeps a batch of 20,000 decoded events and the rows they make alive at once,
@@ -306,7 +306,7 @@ def fill_rebuild(
 ) -> int:
     """Load the fresh tables :func:`start_rebuild` made, in one pass over the log; the
     position reached. Any process may do this for any of the projections being rebuilt."""
-    with _collecting_less_often():
+    with collecting_less_often():
         return _catch_up(connection, log_, _rebuild_targets(projections), until=None,
                          batch_size=batch_size, on_progress=on_progress)
 
@@ -516,7 +516,7 @@ def replay_differences(
     try:
         create_tables(connection, projection, scratch)
         create_tables(connection, projection, LIVE_SCHEMA)
-        with _collecting_less_often():
+        with collecting_less_often():
             catch_up(connection, log_, projection, schema=scratch, batch_size=batch_size,
                      until=tracked_position(connection, projection))
         with connection.transaction(), connection.cursor() as cursor:
