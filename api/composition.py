@@ -148,10 +148,9 @@ def _fill_in_processes(url: str, shares: list[list[Projection]], report: Callabl
         while running := [filler for filler in fillers if filler.is_alive()]:
             report()
             multiprocessing.connection.wait([filler.sentinel for filler in running], timeout=PROGRESS_SECONDS)
-            if failed := [filler for filler in fillers if filler.exitcode not in (None, 0)]:
+            if any(filler.exitcode not in (None, 0) for filler in fillers):
                 break
-        else:
-            failed = [filler for filler in fillers if filler.exitcode != 0]
+        failed = [filler for filler in fillers if filler.exitcode not in (None, 0)]
         if failed:
             names = "; ".join(f"{filler.name} (exit code {filler.exitcode})" for filler in failed)
             raise RebuildFailed(f"Rebuilding {names} failed (its error is above); the live views are unchanged.")

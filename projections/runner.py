@@ -322,7 +322,8 @@ def share_out(projections: Sequence[Projection], shares: int) -> list[list[Proje
     groups: list[list[Projection]] = [[] for _ in range(max(1, min(shares, len(projections))))]
     for projection in sorted(projections, key=lambda p: -p.rebuild_cost):
         min(groups, key=lambda group: sum(p.rebuild_cost for p in group)).append(projection)
-    return [sorted(group, key=list(projections).index) for group in groups]
+    order = {id(projection): n for n, projection in enumerate(projections)}
+    return [sorted(group, key=lambda p: order[id(p)]) for group in groups]
 
 
 def abandon_rebuild(connection: Connection[Any], projections: Sequence[Projection]) -> None:
